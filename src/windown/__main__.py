@@ -1,0 +1,3 @@
+from windown.cli import main
+
+main()
