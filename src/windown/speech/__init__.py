@@ -1,0 +1,145 @@
+"""Speech stage: texts -> trimmed, level-matched mono clips at the render rate, cached by content.
+
+Engines plug in through the small `Engine` protocol and are chosen by name. Every clip is verified
+before use; a phrase an engine cannot speak is a clear error naming the phrase and its routine line.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Protocol
+
+import numpy as np
+
+from windown.errors import BuildError, UserError
+from windown.source import closest
+from windown.speech import cache as clip_cache
+from windown.speech import clips
+
+SAMPLE_RATE = 44100
+
+
+class Engine(Protocol):
+    name: str
+
+    def check(self) -> None:
+        """Raise MissingToolError when the engine's program or voice is not installed."""
+
+    def version(self) -> str:
+        """Part of every cache key, so an engine upgrade re-synthesises."""
+
+    def voices(self) -> list[tuple[str, str]]:
+        """(voice id, description) pairs."""
+
+    def default_voice(self) -> str: ...
+
+    def synthesize(self, texts: list[str], voice: str, rate_wpm: int, out_dir: Path) -> list[Path | Exception]:
+        """One WAV per text (or the exception for that text), in order; may work in parallel."""
+
+
+def get_engine(name: str) -> Engine:
+    from windown.speech import espeak, festival, pyttsx3_engine
+
+    engines: dict[str, Callable[[], Engine]] = {
+        "pyttsx3": pyttsx3_engine.Pyttsx3Engine,
+        "espeak-ng": espeak.EspeakEngine,
+        "festival": festival.FestivalEngine,
+    }
+    if name not in engines:
+        hint = closest(name, engines) or "Choose one of: " + ", ".join(engines)
+        raise UserError(f"unknown speech engine '{name}'", hint)
+    return engines[name]()
+
+
+@dataclass(frozen=True)
+class Request:
+    text: str
+    rate_wpm: int
+    line: int | None = None  # the routine line the words came from, for error messages
+
+
+def resolve_voice(engine: Engine, voice: str | None) -> str:
+    """The engine's voice id for `voice`, or a UserError listing what the engine has."""
+    if voice is None:
+        return engine.default_voice()
+    ids = [v for v, _ in engine.voices()]
+    base, _, variant = voice.partition("+")
+    if voice in ids or (base in ids and (not variant or any(i.endswith("+" + variant) for i in ids))):
+        return voice
+    hint = closest(voice, ids)
+    raise UserError(f"the {engine.name} engine has no voice '{voice}'",
+                    (hint + " " if hint else "") + f"Run `windown voices --engine {engine.name}` to list them")
+
+
+def speak(requests: list[Request], engine: Engine, voice: str, *, routine_path: str | None = None,
+          cache_dir: Path | None = None, workers: int | None = None,
+          on_synth: Callable[[int], None] | None = None) -> dict[tuple[str, int], np.ndarray]:
+    """Clips for every (text, rate): from the cache, else synthesised in parallel and cached.
+
+    Returns float32 mono arrays at SAMPLE_RATE. `on_synth(n)` reports how many phrases needed synthesis.
+    """
+    root = (cache_dir or clip_cache.cache_dir()) / "clips"
+    version = engine.version()
+    wanted: dict[tuple[str, int], Request] = {}
+    for r in requests:
+        wanted.setdefault((r.text, r.rate_wpm), r)
+    out: dict[tuple[str, int], np.ndarray] = {}
+    missing: dict[tuple[str, int], Path] = {}
+    for key in wanted:
+        path = root / engine.name / (clip_cache.clip_key(engine.name, version, voice, key[1], key[0]) + ".npy")
+        clip = clip_cache.read(path)
+        if clip is None:
+            missing[key] = path
+        else:
+            out[key] = clip
+    if on_synth:
+        on_synth(len(missing))
+    if not missing:
+        return out
+    by_rate: dict[int, list[tuple[str, int]]] = {}
+    for key in missing:
+        by_rate.setdefault(key[1], []).append(key)
+    with tempfile.TemporaryDirectory(prefix="windown-speech-") as tmp:
+        for rate, keys in by_rate.items():
+            texts = [k[0] for k in keys]
+            results = engine.synthesize(texts, voice, rate, Path(tmp))
+            for key, result in zip(keys, results):
+                req = wanted[key]
+                if isinstance(result, Exception):
+                    raise BuildError(f"the {engine.name} engine could not speak \"{_short(req.text)}\" ({result})",
+                                     "Check the words on that line, or try another engine with --engine",
+                                     path=routine_path, line=req.line)
+                clip = clips.process(result, SAMPLE_RATE)
+                if clip is None:
+                    raise BuildError(f"the {engine.name} engine produced silence for \"{_short(req.text)}\"",
+                                     "Check the words on that line, or try another engine with --engine",
+                                     path=routine_path, line=req.line)
+                clip_cache.write(missing[key], clip)
+                out[key] = clip
+    return out
+
+
+def _short(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def default_workers() -> int:
+    return max(1, os.cpu_count() or 1)
+
+
+def run_parallel(func: Callable[[int], Path], count: int, workers: int | None = None) -> list[Path | Exception]:
+    """Run func(i) for i in range(count) on a thread pool; each result or its exception, in order."""
+    results: list[Path | Exception] = [RuntimeError("not run")] * count
+    with concurrent.futures.ThreadPoolExecutor(workers or default_workers()) as pool:
+        futures = {pool.submit(func, i): i for i in range(count)}
+        for future in concurrent.futures.as_completed(futures):
+            i = futures[future]
+            try:
+                results[i] = future.result()
+            except Exception as exc:  # reported per phrase by speak()
+                results[i] = exc
+    return results

@@ -1,0 +1,58 @@
+"""The content-addressed clip cache: one file per (engine, engine version, voice, rate, text)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+
+# Bump when clip processing changes (trim, level, fades): old entries are then simply not found.
+PROCESS_VERSION = 1
+
+
+def cache_dir() -> Path:
+    """Where clips and beds are cached: $WINDOWN_CACHE_DIR, else the user's cache folder."""
+    override = os.environ.get("WINDOWN_CACHE_DIR")
+    if override:
+        return Path(override)
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "windown"
+
+
+def clip_key(engine: str, engine_version: str, voice: str, rate_wpm: int, text: str) -> str:
+    blob = json.dumps([PROCESS_VERSION, engine, engine_version, voice, rate_wpm, text], ensure_ascii=False)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+
+def read(path: Path):
+    """A cached clip, or None when absent or unreadable (a corrupt entry is removed and re-made)."""
+    import numpy as np
+
+    try:
+        clip = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, EOFError):
+        path.unlink(missing_ok=True)
+        return None
+    if clip.dtype != np.float32 or clip.ndim != 1 or not len(clip) or not np.isfinite(clip).all():
+        path.unlink(missing_ok=True)
+        return None
+    return clip
+
+
+def write(path: Path, clip) -> None:
+    """Atomic, so concurrent builds sharing the cache never see half a file."""
+    import io
+
+    import numpy as np
+
+    from windown import atomic
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    buffer = io.BytesIO()
+    np.save(buffer, clip, allow_pickle=False)
+    atomic.write_bytes(path, buffer.getvalue())

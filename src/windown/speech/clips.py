@@ -1,0 +1,72 @@
+"""Engine WAV -> a clip the timeline can trust: trimmed to real speech, resampled once, faded, levelled.
+
+pydub does the audio I/O (decode, resample, silence detection); numpy does the final float work.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from pydub import AudioSegment
+from pydub.silence import detect_leading_silence
+
+from windown import loudness
+
+VOICE_LUFS = -20.0  # every clip is levelled to this, so the mixer knows the voice loudness exactly
+SILENCE_DBFS = -50.0  # what counts as the engine's padding around speech
+KEEP_MS = 15  # margin kept around speech so soft consonants are not clipped
+FADE_MS = 5  # edge fades: nothing clicks where a clip starts or stops
+PEAK_CEILING = 10 ** (-3.0 / 20)  # clips whose peaks would exceed this after levelling are softened
+
+
+def process(wav_path: Path, sample_rate: int) -> np.ndarray | None:
+    """The trimmed, levelled float32 mono clip, or None when the file holds no speech."""
+    segment = AudioSegment.from_file(wav_path, format="wav")
+    if len(segment) == 0 or segment.rms == 0:
+        return None
+    lead_ms = detect_leading_silence(segment, silence_threshold=SILENCE_DBFS, chunk_size=1)
+    tail_ms = detect_leading_silence(segment.reverse(), silence_threshold=SILENCE_DBFS, chunk_size=1)
+    if lead_ms + tail_ms >= len(segment):
+        return None
+    start = max(0, lead_ms - KEEP_MS)
+    stop = min(len(segment), len(segment) - tail_ms + KEEP_MS)
+    segment = segment[start:stop].set_channels(1).set_sample_width(2).set_frame_rate(sample_rate)
+    samples = np.array(segment.get_array_of_samples(), dtype=np.float32) / 32768.0
+    fade = min(len(samples) // 2, sample_rate * FADE_MS // 1000)
+    if fade:
+        ramp = np.sin(np.linspace(0.0, np.pi / 2, fade, dtype=np.float32)) ** 2
+        samples[:fade] *= ramp
+        samples[-fade:] *= ramp[::-1]
+    return level(samples, sample_rate)
+
+
+def level(samples: np.ndarray, sample_rate: int) -> np.ndarray:
+    """Scale to VOICE_LUFS, then tame any peak above the ceiling with a smooth gain dip."""
+    lufs = loudness.integrated_lufs(samples, sample_rate)
+    if not np.isfinite(lufs):  # shorter than one gating block: fall back to RMS
+        rms = float(np.sqrt(np.mean(samples.astype(np.float64) ** 2)))
+        lufs = 20 * np.log10(max(rms, 1e-9)) - 0.691 + 3.0
+    out = samples * np.float32(10 ** ((VOICE_LUFS - lufs) / 20))
+    return soft_limit(out, sample_rate).astype(np.float32)
+
+
+def soft_limit(samples: np.ndarray, sample_rate: int, ceiling: float = PEAK_CEILING) -> np.ndarray:
+    """Tame peaks above the ceiling without clipping (see `limiter_gain`)."""
+    return samples * limiter_gain(np.abs(samples), sample_rate, ceiling)
+
+
+def limiter_gain(magnitude: np.ndarray, sample_rate: int, ceiling: float) -> np.ndarray | float:
+    """Lookahead gain reduction: min-filter the needed gain over 20 ms, then smooth it over 10 ms.
+
+    The smoothed gain never exceeds the needed gain at any sample, so peaks stay under the ceiling
+    without clipping, and the gain moves slowly enough not to click. 1.0 when nothing is too loud.
+    """
+    from scipy.ndimage import minimum_filter1d, uniform_filter1d
+
+    if magnitude.max(initial=0.0) <= ceiling:
+        return 1.0
+    needed = np.minimum(1.0, ceiling / np.maximum(magnitude, 1e-12))
+    width = max(3, sample_rate // 100)
+    gain = uniform_filter1d(minimum_filter1d(needed, 2 * width + 1, mode="nearest"), width, mode="nearest")
+    return np.minimum(gain, needed)

@@ -1,0 +1,97 @@
+"""The pyttsx3 engine (the default): the platform's voices (espeak-ng on Linux, SAPI5, NSSpeech).
+
+pyttsx3's Linux driver returns from runAndWait() before the file exists, overwrites files in loops,
+and prints to stdout (notes/technical.md, section 1). So it runs in worker processes of its own
+(spawned, never forked), each phrase is waited for and verified as a complete WAV before the next
+starts, and the workers' stdout never reaches ours.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from windown.errors import BuildError, MissingToolError
+from windown.speech import default_workers
+
+DEFAULT_VOICE = "gmw/en-us+f3"
+
+
+class Pyttsx3Engine:
+    name = "pyttsx3"
+
+    def check(self) -> None:
+        _probe()
+
+    def version(self) -> str:
+        return _probe()["version"]
+
+    def default_voice(self) -> str:
+        voices = [v for v, _ in self.voices()]
+        return DEFAULT_VOICE if "gmw/en-us" in voices or not voices else voices[0]
+
+    def voices(self) -> list[tuple[str, str]]:
+        return [tuple(v) for v in _probe()["voices"]]
+
+    def synthesize(self, texts: list[str], voice: str, rate_wpm: int, out_dir: Path):
+        """Split the phrases over one worker process per core; each returns a path or an error per phrase."""
+        workers = min(default_workers(), len(texts)) or 1
+        shares = [list(range(i, len(texts), workers)) for i in range(workers)]
+        procs = []
+        try:
+            for w, share in enumerate(shares):
+                jobs = [{"text": texts[i], "path": str(out_dir / f"pyttsx3-{rate_wpm}-{i}.wav")} for i in share]
+                proc = _spawn()
+                proc.stdin.write(json.dumps({"voice": voice, "rate": rate_wpm, "jobs": jobs}))
+                proc.stdin.close()
+                proc.stdin = None  # written and closed: communicate() below only reads
+                procs.append((proc, share))
+            results: list = [RuntimeError("no answer from the pyttsx3 worker")] * len(texts)
+            for proc, share in procs:
+                out, err = proc.communicate(timeout=60 + 30 * len(share))
+                answers = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+                for i, answer in zip(share, answers):
+                    results[i] = Path(answer["path"]) if answer.get("ok") else RuntimeError(answer.get("error"))
+                if proc.returncode and len(answers) < len(share):
+                    reason = (err.strip().splitlines() or ["no message"])[-1]
+                    for i in share[len(answers):]:
+                        results[i] = RuntimeError(f"the pyttsx3 worker stopped: {reason}")
+            return results
+        finally:
+            for proc, _ in procs:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+
+
+def _spawn() -> subprocess.Popen:
+    """A fresh interpreter per worker: pyttsx3's engine is global state and deadlocks after fork."""
+    return subprocess.Popen([sys.executable, "-m", "windown.speech.pyttsx3_worker"], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+
+@functools.cache
+def _probe() -> dict:
+    """Version and voices, asked of a worker so this process never initialises the driver."""
+    proc = _spawn()
+    try:
+        out, err = proc.communicate(json.dumps({"probe": True}), timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        raise BuildError("pyttsx3 did not answer within a minute", "Try --engine espeak-ng") from None
+    for line in out.splitlines():
+        if line.startswith("{"):
+            answer = json.loads(line)
+            if answer.get("ok"):
+                return answer
+            raise MissingToolError(f"pyttsx3 cannot start: {answer.get('error')}",
+                                   "Run ./scripts/setup, or install the Debian packages espeak-ng and libespeak-ng1")
+    reason = (err.strip().splitlines() or ["no message"])[-1]
+    raise MissingToolError(f"pyttsx3 cannot start: {reason}",
+                           "Run ./scripts/setup, or install the Debian packages espeak-ng and libespeak-ng1")
