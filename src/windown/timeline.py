@@ -1,0 +1,111 @@
+"""Place stage: `Script` + real clip lengths -> `Timeline`, the absolute sample of every clip and chapter.
+
+Integer samples throughout, so the same inputs always give the same positions. A cue that does not
+fit its slot is an error naming the routine line, never a silently stretched hold.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from windown.compose import Chapter, Chime, Gap, Hold, Say, Script
+from windown.errors import RoutineError
+
+SLOT_GUARD_MS = 100  # a cue inside a hold must finish at least this long before its slot ends
+
+
+@dataclass(frozen=True)
+class Event:
+    start: int  # samples
+    length: int  # samples
+    kind: str  # "speech" or "chime"
+    text: str = ""
+    rate_wpm: int = 0
+    chapter: str = ""
+    line: int = 0
+    gain_db: float = 0.0  # chimes only: a softer strike inside a hold
+
+    @property
+    def stop(self) -> int:
+        return self.start + self.length
+
+
+@dataclass(frozen=True)
+class Span:
+    start: int
+    stop: int
+    label: str
+    line: int = 0
+
+
+@dataclass
+class Timeline:
+    sample_rate: int
+    events: list[Event] = field(default_factory=list)
+    chapters: list[Span] = field(default_factory=list)  # the last one ends at `end` (the tail is added later)
+    holds: list[Span] = field(default_factory=list)
+    end: int = 0  # the end of the guided part
+
+    @property
+    def speech_end(self) -> int:
+        return max((e.stop for e in self.events if e.kind == "speech"), default=0)
+
+    def ms(self, samples: int) -> float:
+        return samples * 1000 / self.sample_rate
+
+
+def to_samples(ms: int, sample_rate: int) -> int:
+    return ms * sample_rate // 1000
+
+
+def place(script: Script, clip_frames: dict[tuple[str, int], int], sample_rate: int, chime_frames: int) -> Timeline:
+    """Walk the script with a cursor; speech advances it by the clip's real length."""
+    tl = Timeline(sample_rate)
+    cursor = 0
+    chapter_starts: list[tuple[str, int, int]] = []
+
+    def current_chapter() -> str:
+        return chapter_starts[-1][0] if chapter_starts else ""
+
+    def speech_event(say: Say, start: int) -> Event:
+        return Event(start, clip_frames[(say.text, say.rate_wpm)], "speech", say.text, say.rate_wpm,
+                     current_chapter(), say.line)
+
+    for item in script.items:
+        if isinstance(item, Chapter):
+            chapter_starts.append((item.title, cursor, item.line))
+        elif isinstance(item, Say):
+            event = speech_event(item, cursor)
+            tl.events.append(event)
+            cursor = event.stop
+        elif isinstance(item, Gap):
+            cursor += to_samples(item.gap_ms, sample_rate)
+        elif isinstance(item, Chime):
+            tl.events.append(Event(cursor, chime_frames, "chime", chapter=current_chapter(),
+                                   line=item.line, gain_db=item.gain_db))
+        elif isinstance(item, Hold):
+            length = to_samples(item.hold_ms, sample_rate)
+            tl.holds.append(Span(cursor, cursor + length, item.label, item.line))
+            for inner in item.inner:
+                start = cursor + to_samples(inner.offset_ms, sample_rate)
+                if isinstance(inner.item, Chime):
+                    tl.events.append(Event(start, chime_frames, "chime", chapter=current_chapter(),
+                                           line=inner.item.line, gain_db=inner.item.gain_db))
+                    continue
+                event = speech_event(inner.item, start)
+                slot = to_samples(inner.slot_ms - SLOT_GUARD_MS, sample_rate)
+                if event.length > slot or event.stop > cursor + length:
+                    raise RoutineError(
+                        f"the words \"{inner.item.text}\" take {event.length / sample_rate:.1f}s but fit only "
+                        f"{max(0, inner.slot_ms - SLOT_GUARD_MS) / 1000:.1f}s inside {item.label}",
+                        "Lengthen the hold or the breath phase, slow the breathing pattern, or use fewer words",
+                        path=script.path, line=inner.item.line or item.line)
+                tl.events.append(event)
+            cursor += length
+    tl.end = cursor
+    for i, (title, start, line) in enumerate(chapter_starts):
+        stop = chapter_starts[i + 1][1] if i + 1 < len(chapter_starts) else cursor
+        if stop > start or i + 1 == len(chapter_starts):
+            tl.chapters.append(Span(start, stop, title, line))
+    tl.events.sort(key=lambda e: e.start)
+    return tl
