@@ -1,0 +1,177 @@
+"""Render stage: `Timeline` + clips + ambient bed -> a stream of fixed-size float32 stereo blocks.
+
+Nothing track-length is ever allocated: each block is mixed from the bed loop (by modulo index),
+the clips that overlap it and the chimes, so memory stays flat however long the track is.
+The master gain is worked out before the first block from the clips themselves, so one pass is enough.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+import numpy as np
+
+from windown import ambient, loudness
+from windown.speech.clips import VOICE_LUFS, limiter_gain
+from windown.timeline import Event, Timeline
+
+BLOCK_FRAMES = 1 << 18  # about 6 s at 44.1 kHz: small enough for flat memory, big enough for numpy
+STEREO_GAIN_DB = 10 * math.log10(2)  # a mono voice on both channels measures 3 dB louder than mono
+
+
+@dataclass(frozen=True)
+class Mix:
+    loudness_lufs: float = -18.0
+    ambient_level_db: float = -20.0  # the bed relative to the voice, while nobody speaks
+    duck_db: float = 4.0  # the bed dips this much further under each phrase
+    attack_ms: int = 300
+    release_ms: int = 1000
+    fade_in_ms: int = 6000
+    tail_ms: int = 60_000
+    chime_level_db: float = -8.0  # the chime relative to the voice
+    ceiling_db: float = -2.0  # the limiter's sample-peak ceiling (true peak stays under -1.5 dBTP)
+
+    @property
+    def tail_fade_ms(self) -> int:
+        """The bed fades over the last half of the tail (3 s to 3 min); the final second is silence."""
+        return int(min(180_000, max(3000, (self.tail_ms - 1000) * 0.5)))
+
+
+MIN_TAIL_MS = 4000  # even with --tail 0 the bed fades out rather than stopping dead
+
+
+class Renderer:
+    def __init__(self, timeline: Timeline, clips: dict[tuple[str, int], np.ndarray], bed: ambient.Bed | None,
+                 mix: Mix, chime: np.ndarray | None = None):
+        self.tl = timeline
+        self.sr = timeline.sample_rate
+        self.clips = clips
+        self.bed = bed
+        self.mix = mix
+        self.chime = chime if chime is not None else ambient.chime(self.sr)
+        self.events = timeline.events
+        self.starts = np.array([e.start for e in self.events], dtype=np.int64)
+        self.stops = np.array([e.stop for e in self.events], dtype=np.int64)
+        self.speech = [e for e in self.events if e.kind == "speech"]
+        self.tail_frames = self.sr * max(mix.tail_ms, MIN_TAIL_MS) // 1000
+        self.total_frames = timeline.end + self.tail_frames
+        voice_stereo_lufs = VOICE_LUFS + STEREO_GAIN_DB
+        self.bed_gain = 10 ** ((voice_stereo_lufs + mix.ambient_level_db - ambient.BED_LUFS) / 20)
+        self.chime_gain = 10 ** ((voice_stereo_lufs + mix.chime_level_db - ambient.CHIME_LUFS) / 20)
+        self.master_gain = 10 ** ((mix.loudness_lufs - self.predicted_lufs()) / 20)
+        self.ceiling = 10 ** (mix.ceiling_db / 20)
+        self.halo = self.sr // 25  # the limiter looks 40 ms either side of each block
+
+    # -- gains -------------------------------------------------------------------------------------
+
+    def bed_envelope(self, t: np.ndarray) -> np.ndarray:
+        """The bed's gain at frames t: fade in, duck under speech, fade out over the tail."""
+        t = t.astype(np.float64)
+        gain = np.full(len(t), self.bed_gain)
+        fade_in = self.sr * self.mix.fade_in_ms / 1000
+        if t[0] < fade_in:
+            gain *= np.sin(np.clip(t / fade_in, 0, 1) * np.pi / 2) ** 2
+        fade_stop = self.total_frames - self.sr  # the final second is silent
+        fade_frames = self.sr * min(self.mix.tail_fade_ms, self.tail_frames * 1000 // self.sr - 1000) / 1000
+        if t[-1] > fade_stop - fade_frames:
+            x = np.clip((t - (fade_stop - fade_frames)) / max(1.0, fade_frames), 0, 1)
+            gain *= np.cos(x * np.pi / 2) ** 2
+        duck = self.duck_amount(t)
+        if duck is not None:
+            gain *= 10 ** (-self.mix.duck_db * duck / 20)
+        return gain.astype(np.float32)
+
+    def duck_amount(self, t: np.ndarray) -> np.ndarray | None:
+        """0..1 at frames t (ascending): 1 while a phrase plays, with smooth ramps before and after it."""
+        attack = self.sr * self.mix.attack_ms // 1000
+        release = self.sr * self.mix.release_ms // 1000
+        a, b = t[0], t[-1] + 1
+        amount = None
+        for e in self.speech:
+            if e.start - attack >= b or e.stop + release <= a:
+                continue
+            rise = np.clip((t - (e.start - attack)) / attack, 0, 1)
+            fall = np.clip(((e.stop + release) - t) / release, 0, 1)
+            shape = np.sin(np.minimum(rise, fall) * np.pi / 2) ** 2
+            amount = shape if amount is None else np.maximum(amount, shape)
+        return amount
+
+    def predicted_lufs(self) -> float:
+        """The mix's integrated loudness before master gain, from the clips' K-weighted energies.
+
+        Speech never overlaps, so each clip's and chime's energy is binned at its position (100 ms bins,
+        as the BS.1770 meter does); the bed adds its known power times its gain in each bin.
+        """
+        hop = self.sr // 10
+        bins = np.zeros(self.total_frames // hop + 2)
+        filters = loudness.k_weighting(self.sr)
+        from scipy import signal
+
+        def k_weighted(x: np.ndarray) -> np.ndarray:
+            x = x.astype(np.float64)
+            for b_coef, a_coef in filters:
+                x = signal.lfilter(b_coef, a_coef, x, axis=0)
+            return x
+
+        def add(start: int, energy: np.ndarray) -> None:
+            energy = energy[: max(0, self.total_frames - start)]
+            index = (start + np.arange(len(energy))) // hop
+            bins[:] += np.bincount(index, weights=energy, minlength=len(bins))[: len(bins)]
+
+        for e in self.speech:
+            add(e.start, 2 * k_weighted(self.clips[(e.text, e.rate_wpm)]) ** 2)
+        chime_energy = (k_weighted(self.chime) ** 2).sum(axis=1)
+        for e in self.events:
+            if e.kind == "chime":  # chimes pass the gates too, and pull the average down
+                add(e.start, chime_energy * (self.chime_gain * 10 ** (e.gain_db / 20)) ** 2)
+        if self.bed is not None:
+            bed_power = 10 ** ((ambient.BED_LUFS + 0.691) / 10)  # mean square summed over both channels
+            centres = np.arange(len(bins)) * hop + hop // 2
+            centres = np.minimum(centres, self.total_frames - 1)
+            bins += bed_power * self.bed_envelope(centres).astype(np.float64) ** 2 * hop
+        meter = loudness.Meter(self.sr, 1)
+        meter.energies = list(bins[: self.total_frames // hop, None])
+        meter.hop = hop
+        lufs = meter.integrated_lufs()
+        return lufs if math.isfinite(lufs) else VOICE_LUFS + STEREO_GAIN_DB
+
+    # -- mixing ------------------------------------------------------------------------------------
+
+    def mix_range(self, a: int, b: int) -> np.ndarray:
+        """Frames a..b of the mix before the limiter (a may be negative, b may pass the end)."""
+        lo, hi = max(0, a), min(self.total_frames, b)
+        out = np.zeros((b - a, 2), dtype=np.float32)
+        if hi <= lo:
+            return out
+        if self.bed is not None:
+            out[lo - a:hi - a] = self.bed.block(lo, hi) * self.bed_envelope(np.arange(lo, hi))[:, None]
+        for i in np.nonzero((self.starts < hi) & (self.stops > lo))[0]:
+            self.add_event(out, a, lo, hi, self.events[i])
+        out *= np.float32(self.master_gain)
+        return out
+
+    def add_event(self, out: np.ndarray, a: int, lo: int, hi: int, e: Event) -> None:
+        s, t = max(lo, e.start), min(hi, e.stop)
+        if e.kind == "speech":
+            piece = self.clips[(e.text, e.rate_wpm)][s - e.start:t - e.start]
+            out[s - a:t - a] += piece[:, None]
+        else:
+            piece = self.chime[s - e.start:min(t - e.start, len(self.chime))]
+            gain = self.chime_gain * 10 ** (e.gain_db / 20)
+            out[s - a:s - a + len(piece)] += piece * np.float32(gain)
+
+    def blocks(self, on_progress: Callable[[int, int], None] | None = None) -> Iterator[np.ndarray]:
+        """The finished track, block by block: mixed, master gain, limited, final second silent."""
+        for a in range(0, self.total_frames, BLOCK_FRAMES):
+            b = min(self.total_frames, a + BLOCK_FRAMES)
+            wide = self.mix_range(a - self.halo, b + self.halo)
+            gain = limiter_gain(np.abs(wide).max(axis=1), self.sr, self.ceiling)
+            block = (wide * (gain[:, None] if isinstance(gain, np.ndarray) else gain))[self.halo:self.halo + (b - a)]
+            silent_from = self.total_frames - self.sr
+            if b > silent_from:
+                block[max(0, silent_from - a):] = 0.0
+            if on_progress:
+                on_progress(b, self.total_frames)
+            yield block
