@@ -1,0 +1,354 @@
+"""Export: stream rendered PCM through ffmpeg into one MP3 with tags and chapters, plus transcripts.
+
+The MP3 appears whole or not at all (atomic.replacing). Chapters and tags travel as an FFMETADATA file,
+a second ffmpeg input, so ffmpeg's MP3 muxer writes ID3v2.3 CHAP frames and the CTOC players need.
+Transcripts (WebVTT, SRT, LRC) and the JSON cue sheet all come from one cue list.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import errno
+import html
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Iterable, Iterator
+
+import numpy as np
+
+from windown import atomic
+from windown.errors import BuildError, MissingToolError
+
+INSTALL_HINT = "Run ./scripts/setup, or install the Debian package ffmpeg"
+STOP_TIMEOUT_S = 2.0
+
+
+@dataclass(frozen=True)
+class Chapter:
+    title: str
+    start_ms: int
+    end_ms: int
+
+
+@dataclass(frozen=True)
+class Encoding:
+    bitrate_kbps: int | None = 128  # CBR when set
+    quality: int | None = None      # LAME VBR -q:a 0 (best) .. 9 when set (bitrate_kbps then None)
+    mono: bool = False              # downmix to one channel: smaller files for phones
+
+    def ffmpeg_args(self) -> list[str]:
+        if self.quality is not None:
+            if self.bitrate_kbps is not None:
+                raise ValueError("Encoding takes bitrate_kbps or quality, not both")
+            if not 0 <= self.quality <= 9:
+                raise ValueError(f"LAME VBR quality must be 0..9, not {self.quality}")
+            rate = ["-q:a", str(self.quality)]
+        elif self.bitrate_kbps is not None:
+            rate = ["-b:a", f"{self.bitrate_kbps}k"]
+        else:
+            raise ValueError("Encoding needs bitrate_kbps or quality")
+        return rate + (["-ac", "1"] if self.mono else [])
+
+
+def ffmpeg_path() -> str:
+    return _tool("ffmpeg")
+
+
+def ffprobe_path() -> str:
+    return _tool("ffprobe")
+
+
+def _tool(name: str) -> str:
+    found = shutil.which(name)
+    if found is None:
+        raise MissingToolError(f"{name} is not installed", INSTALL_HINT)
+    return found
+
+
+# --- the MP3 -------------------------------------------------------------------------------------
+
+def encode_mp3(blocks: Iterable[np.ndarray], target: Path, *, sample_rate: int, tags: dict[str, str],
+               chapters: list[Chapter], encoding: Encoding = Encoding()) -> int:
+    """Encode float32 (frames, 2) blocks into `target`; return the MP3's size in bytes.
+
+    Memory stays flat at any length: each block goes straight down ffmpeg's stdin. An existing target
+    is replaced only by a complete, successful encode; on any error or Ctrl-C ffmpeg is stopped and
+    every temporary file removed before the exception goes on.
+    """
+    target = Path(target)
+    ffmpeg = ffmpeg_path()
+    quality_args = encoding.ffmpeg_args()
+    metadata = ffmetadata(tags, chapters)
+    try:
+        with _temporary_file(target, metadata) as metadata_path, atomic.replacing(target) as temp:
+            command = [ffmpeg, "-hide_banner", "-loglevel", "error", "-y",
+                       "-f", "f32le", "-ar", str(sample_rate), "-ac", "2", "-i", "pipe:0",
+                       "-f", "ffmetadata", "-i", str(metadata_path),
+                       "-map", "0:a", "-map_metadata", "1", "-map_chapters", "1",
+                       "-c:a", "libmp3lame", *quality_args, "-id3v2_version", "3",
+                       "-f", "mp3", str(temp)]
+            _run_encoder(command, blocks, target)
+            _fsync(temp)
+            return temp.stat().st_size
+    except OSError as error:
+        if error.errno == errno.ENOSPC:
+            raise _disk_full(target) from error
+        raise
+
+
+def _run_encoder(command: list[str], blocks: Iterable[np.ndarray], target: Path) -> None:
+    """Feed the blocks to ffmpeg and wait for it; on any failure stop and reap it, then re-raise.
+
+    start_new_session puts ffmpeg outside the terminal's process group, so Ctrl-C reaches only us
+    and we decide how ffmpeg ends.
+    """
+    process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, start_new_session=True)
+    stderr = _StderrTail(process.stderr)
+    try:
+        try:
+            for block in blocks:
+                process.stdin.write(_pcm_bytes(block))
+            process.stdin.close()
+        except BrokenPipeError:  # ffmpeg died; its stderr says why
+            process.wait()
+            stderr.join()
+            raise _encoder_failure(stderr.lines, target, process.returncode) from None
+        returncode = process.wait()
+        stderr.join()
+        if returncode != 0:
+            raise _encoder_failure(stderr.lines, target, returncode)
+    except BaseException:
+        _stop(process)
+        raise
+    finally:
+        if process.poll() is None:  # only if a second Ctrl-C cut _stop short
+            process.kill()
+            process.wait()
+        stderr.join()
+        process.stderr.close()
+
+
+def _stop(process: subprocess.Popen) -> None:
+    """Terminate ffmpeg, closing its stdin so a blocked read ends too; kill it if it lingers; reap it."""
+    if process.poll() is None:
+        process.terminate()
+    with contextlib.suppress(Exception):
+        process.stdin.close()
+    try:
+        process.wait(timeout=STOP_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def _pcm_bytes(block: np.ndarray) -> memoryview:
+    if block.ndim != 2 or block.shape[1] != 2:
+        raise ValueError(f"export takes (frames, 2) blocks, not shape {block.shape}")
+    return memoryview(np.ascontiguousarray(block, dtype="<f4")).cast("B")
+
+
+class _StderrTail:
+    """Drain ffmpeg's stderr in a thread, so a chatty ffmpeg can never fill the pipe and stall."""
+
+    def __init__(self, stream: IO[bytes]):
+        self.lines: collections.deque[str] = collections.deque(maxlen=50)
+        self.thread = threading.Thread(target=self._read, args=(stream,), daemon=True)
+        self.thread.start()
+
+    def _read(self, stream: IO[bytes]) -> None:
+        for raw in stream:
+            line = raw.decode("utf-8", "replace").strip()
+            if line:
+                self.lines.append(line)
+
+    def join(self) -> None:
+        self.thread.join()
+
+
+def _encoder_failure(lines: Iterable[str], target: Path, returncode: int | None) -> BuildError:
+    lines = list(lines)
+    if any("No space left on device" in line for line in lines):
+        return _disk_full(target)
+    last = lines[-1] if lines else f"exit status {returncode}"
+    return BuildError(f"ffmpeg failed while encoding {target}: {last}")
+
+
+def _disk_full(target: Path) -> BuildError:
+    return BuildError(f"the disk is full while writing {target}",
+                      "Free some space or choose another output folder with -o")
+
+
+@contextlib.contextmanager
+def _temporary_file(beside: Path, text: str) -> Iterator[Path]:
+    """A hidden file next to `beside` (so a full output disk is reported as such), always removed."""
+    fd, name = tempfile.mkstemp(prefix=f".{beside.name}.", suffix=".ffmeta", dir=beside.parent)
+    path = Path(name)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        yield path
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+
+def _fsync(path: Path) -> None:
+    with open(path, "rb+") as handle:
+        os.fsync(handle.fileno())
+
+
+# --- FFMETADATA ----------------------------------------------------------------------------------
+
+def ffmetadata(tags: dict[str, str], chapters: list[Chapter]) -> str:
+    """The ;FFMETADATA1 text: global tags, then one [CHAPTER] block per chapter in milliseconds.
+
+    "year" is written as "date", which ffmpeg's ID3v2.3 writer turns into TYER; None values are left out.
+    """
+    lines = [";FFMETADATA1"]
+    for key, value in tags.items():
+        if value is None:
+            continue
+        key = "date" if key == "year" else key
+        lines.append(f"{_escape(key)}={_escape(str(value))}")
+    for chapter in chapters:
+        if not 0 <= chapter.start_ms < chapter.end_ms:
+            raise ValueError(f"chapter {chapter.title!r} has start {chapter.start_ms} ms, end {chapter.end_ms} ms")
+        lines += ["[CHAPTER]", "TIMEBASE=1/1000", f"START={chapter.start_ms}", f"END={chapter.end_ms}",
+                  f"title={_escape(chapter.title)}"]
+    return "\n".join(lines) + "\n"
+
+
+def _escape(text: str) -> str:
+    """ffmpeg's metadata escaping: a backslash before '=', ';', '#', '\\' and newline."""
+    return re.sub(r"([=;#\\\n])", r"\\\1", text)
+
+
+# --- transcripts and the cue sheet ---------------------------------------------------------------
+
+def cue_sheet(*, title: str, duration_s: float, speech_end_s: float, cues: list[dict],
+              chapters: list[Chapter], settings: dict) -> dict:
+    """The JSON cue sheet: every spoken line and chapter in seconds (3 decimals = whole ms)."""
+    return {
+        "title": title,
+        "duration_s": round(duration_s, 3),
+        "speech_end_s": round(speech_end_s, 3),
+        "cues": [{"start_s": _seconds(cue["start_ms"]), "end_s": _seconds(cue["end_ms"]),
+                  "text": cue["text"], "chapter": cue.get("chapter")} for cue in cues],
+        "chapters": [{"title": chapter.title, "start_s": _seconds(chapter.start_ms),
+                      "end_s": _seconds(chapter.end_ms)} for chapter in chapters],
+        "settings": settings,
+    }
+
+
+def to_webvtt(cues: Iterable[dict]) -> str:
+    parts = ["WEBVTT\n\n"]
+    for cue in cues:
+        text = html.escape(_one_line(cue["text"]), quote=False)
+        parts.append(f"{_clock(cue['start_ms'], '.')} --> {_clock(cue['end_ms'], '.')}\n{text}\n\n")
+    return "".join(parts)
+
+
+def to_srt(cues: Iterable[dict]) -> str:
+    return "".join(f"{number}\n{_clock(cue['start_ms'], ',')} --> {_clock(cue['end_ms'], ',')}\n"
+                   f"{_one_line(cue['text'])}\n\n"
+                   for number, cue in enumerate(cues, start=1))
+
+
+def to_lrc(cues: Iterable[dict], *, title: str, length_ms: int) -> str:
+    """LRC for music players' synced lyrics: [mm:ss.xx] in centiseconds; minutes may pass 59."""
+    length_s = round(length_ms / 1000)
+    lines = [f"[ti:{_one_line(title)}]", f"[length:{length_s // 60:02d}:{length_s % 60:02d}]"]
+    for cue in cues:
+        centiseconds = cue["start_ms"] // 10
+        minutes, centiseconds = divmod(centiseconds, 6000)
+        lines.append(f"[{minutes:02d}:{centiseconds // 100:02d}.{centiseconds % 100:02d}]{_one_line(cue['text'])}")
+    return "\n".join(lines) + "\n"
+
+
+def write_sidecars(mp3_path: Path, sheet: dict) -> list[Path]:
+    """Write <stem>.vtt, .srt, .lrc and .json beside the MP3, each atomically; return their paths."""
+    mp3_path = Path(mp3_path)
+    cues = [{"start_ms": round(cue["start_s"] * 1000), "end_ms": round(cue["end_s"] * 1000),
+             "text": cue["text"], "chapter": cue.get("chapter")} for cue in sheet["cues"]]
+    texts = {
+        ".vtt": to_webvtt(cues),
+        ".srt": to_srt(cues),
+        ".lrc": to_lrc(cues, title=sheet["title"], length_ms=round(sheet["duration_s"] * 1000)),
+        ".json": json.dumps(sheet, indent=2, ensure_ascii=False) + "\n",
+    }
+    paths = []
+    for suffix, text in texts.items():
+        path = mp3_path.with_suffix(suffix)
+        try:
+            atomic.write_text(path, text)
+        except OSError as error:
+            if error.errno == errno.ENOSPC:
+                raise _disk_full(path) from error
+            raise
+        paths.append(path)
+    return paths
+
+
+def _seconds(ms: int) -> float:
+    return round(ms / 1000, 3)
+
+
+def _clock(ms: int, decimal_mark: str) -> str:
+    """HH:MM:SS.mmm (WebVTT) or HH:MM:SS,mmm (SRT)."""
+    seconds, ms = divmod(int(ms), 1000)
+    minutes, seconds = divmod(seconds, 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours:02d}:{minutes:02d}:{seconds:02d}{decimal_mark}{ms:03d}"
+
+
+def _one_line(text: str) -> str:
+    """Cue text on one line: a newline would end an LRC line, a blank line would end a VTT/SRT cue."""
+    return " ".join(text.split())
+
+
+# --- reading files back --------------------------------------------------------------------------
+
+def probe(path: Path) -> dict:
+    """What ffprobe reads from a file: duration, channels, sample rate, tags and chapters.
+
+    For an MP3, duration_s is ffprobe's figure, which counts whole LAME frames: up to a few tens of ms
+    more than the audio, whose exact length a decoder recovers from the LAME header.
+    """
+    result = subprocess.run([ffprobe_path(), "-v", "error", "-show_format", "-show_streams", "-show_chapters",
+                             "-of", "json", str(path)], capture_output=True, text=True)
+    if result.returncode != 0:
+        last = result.stderr.strip().splitlines()[-1:] or [f"exit status {result.returncode}"]
+        raise BuildError(f"ffprobe could not read {path}: {last[0]}")
+    info = json.loads(result.stdout)
+    audio = next((s for s in info.get("streams", []) if s.get("codec_type") == "audio"), {})
+    fmt = info.get("format", {})
+    return {
+        "duration_s": float(fmt.get("duration", "nan")),
+        "channels": audio.get("channels"),
+        "sample_rate": int(audio["sample_rate"]) if "sample_rate" in audio else None,
+        "tags": {key.lower(): value for key, value in fmt.get("tags", {}).items()},
+        "chapters": [(c.get("tags", {}).get("title", ""), float(c["start_time"]), float(c["end_time"]))
+                     for c in info.get("chapters", [])],
+    }
+
+
+def measure_loudness(path: Path) -> tuple[float, float]:
+    """(integrated LUFS, true peak dBTP) from ffmpeg's ebur128 'Summary:' block (5.1 has no framelog)."""
+    result = subprocess.run([ffmpeg_path(), "-hide_banner", "-nostdin", "-nostats", "-i", str(path),
+                             "-af", "ebur128=peak=true", "-f", "null", "-"], capture_output=True, text=True)
+    summary = result.stderr.rpartition("Summary:")[2]
+    integrated = re.search(r"\bI:\s+(-?(?:[\d.]+|inf)) LUFS", summary)
+    peak = re.search(r"\bPeak:\s+(-?(?:[\d.]+|inf)) dBFS", summary)
+    if result.returncode != 0 or not integrated or not peak:
+        last = result.stderr.strip().splitlines()[-1:] or [f"exit status {result.returncode}"]
+        raise BuildError(f"ffmpeg could not measure the loudness of {path}: {last[0]}")
+    return float(integrated.group(1)), float(peak.group(1))
