@@ -9,7 +9,7 @@ from pathlib import Path
 
 
 # Bump when clip processing changes (trim, level, fades): old entries are then simply not found.
-PROCESS_VERSION = 1
+PROCESS_VERSION = 2
 
 
 def cache_dir() -> Path:

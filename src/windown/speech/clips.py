@@ -15,7 +15,7 @@ from windown import loudness
 
 VOICE_LUFS = -20.0  # every clip is levelled to this, so the mixer knows the voice loudness exactly
 SILENCE_DBFS = -50.0  # what counts as the engine's padding around speech
-KEEP_MS = 15  # margin kept around speech so soft consonants are not clipped
+KEEP_MS = 10  # margin kept around speech so soft consonants are not clipped
 FADE_MS = 5  # edge fades: nothing clicks where a clip starts or stops
 PEAK_CEILING = 10 ** (-3.0 / 20)  # clips whose peaks would exceed this after levelling are softened
 

@@ -1,0 +1,106 @@
+"""Shared fixtures: an isolated cache and config, a tone engine for fast placement tests, a CLI runner."""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from windown import speech
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE_RATE = 44100
+
+
+@pytest.fixture(scope="session")
+def shared_cache(tmp_path_factory) -> Path:
+    """One clip cache for the whole run: real synthesis is paid once, then every test reuses it."""
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(shared_cache, tmp_path, monkeypatch):
+    """No test reads or writes the user's real cache or profile."""
+    monkeypatch.setenv("WINDOWN_CACHE_DIR", str(shared_cache))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.setenv("NO_COLOR", "1")
+
+
+class ToneEngine:
+    """A fake engine for fast placement tests: each phrase is a 300 Hz tone, 250 ms per word,
+    padded with 200 ms of silence at both ends (which the speech stage must trim)."""
+
+    name = "tone"
+    WORD_MS = 250
+    PAD_MS = 200
+
+    def __init__(self):
+        self.calls: list[str] = []
+
+    def check(self) -> None:
+        pass
+
+    def version(self) -> str:
+        return "tone-1"
+
+    def default_voice(self) -> str:
+        return "tone"
+
+    def voices(self):
+        return [("tone", "a 300 Hz tone")]
+
+    @classmethod
+    def speech_ms(cls, text: str) -> int:
+        return cls.WORD_MS * len(text.split())
+
+    def synthesize(self, texts, voice, rate_wpm, out_dir):
+        out = []
+        for i, text in enumerate(texts):
+            self.calls.append(text)
+            sr = 22050
+            n = sr * self.speech_ms(text) // 1000
+            pad = np.zeros(sr * self.PAD_MS // 1000)
+            tone = 0.5 * np.sin(2 * math.pi * 300 * np.arange(n) / sr)
+            pcm = (np.concatenate([pad, tone, pad]) * 32767).astype("<i2")
+            path = Path(out_dir) / f"tone-{rate_wpm}-{i}.wav"
+            with wave.open(str(path), "wb") as w:
+                w.setnchannels(1)
+                w.setsampwidth(2)
+                w.setframerate(sr)
+                w.writeframes(pcm.tobytes())
+            out.append(path)
+        return out
+
+
+@pytest.fixture
+def tone_engine(monkeypatch) -> ToneEngine:
+    """Every engine name resolves to one ToneEngine (its `.calls` lists what was synthesised)."""
+    engine = ToneEngine()
+    monkeypatch.setattr(speech, "get_engine", lambda name: engine)
+    return engine
+
+
+def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: float = 600,
+            **kwargs) -> subprocess.CompletedProcess:
+    """Run `python -m windown ARGS` as a real process, as a user would."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run([sys.executable, "-m", "windown", *args], cwd=cwd, env=full_env, capture_output=True,
+                          text=True, timeout=timeout, **kwargs)
+
+
+def decode(path: Path, channels: int = 2) -> np.ndarray:
+    """Decode any audio file with ffmpeg to float32 (frames, channels) at 44.1 kHz."""
+    raw = subprocess.run(["ffmpeg", "-v", "error", "-i", str(path), "-f", "f32le", "-ac", str(channels),
+                          "-ar", str(SAMPLE_RATE), "-"], capture_output=True, check=True).stdout
+    return np.frombuffer(raw, dtype=np.float32).reshape(-1, channels)
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path

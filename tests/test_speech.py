@@ -1,0 +1,154 @@
+"""The speech stage with real engines: each speaks, the cache serves rebuilds, faults are clear errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conftest import run_cli, write
+from windown import loudness, speech
+from windown.errors import BuildError, UserError
+from windown.speech import cache as clip_cache
+from windown.speech.clips import VOICE_LUFS
+
+SR = speech.SAMPLE_RATE
+PHRASES = ["Breathe in slowly.", "Let your shoulders soften.", "Rest here for a moment."]
+
+
+@pytest.mark.parametrize("name", ["pyttsx3", "espeak-ng", "festival"])
+def test_each_engine_speaks_real_levelled_audio(name, tmp_path):
+    engine = speech.get_engine(name)
+    engine.check()
+    voice = speech.resolve_voice(engine, None)
+    clips = speech.speak([speech.Request(t, 140) for t in PHRASES], engine, voice, cache_dir=tmp_path)
+    assert set(clips) == {(t, 140) for t in PHRASES}
+    for (text, _), clip in clips.items():
+        assert clip.dtype == np.float32 and clip.ndim == 1
+        seconds = len(clip) / SR
+        assert 0.5 < seconds < 4.0, (text, seconds)  # real words, trimmed of the engine's padding
+        assert abs(clip[:SR // 200]).max() < 0.2  # starts softly: no click
+        assert abs(loudness.integrated_lufs(clip, SR) - VOICE_LUFS) < 1.0
+        assert np.abs(clip).max() <= 10 ** (-3 / 20) + 1e-6
+
+
+def test_a_cached_rebuild_synthesises_nothing(tmp_path, monkeypatch):
+    engine = speech.get_engine("espeak-ng")
+    voice = speech.resolve_voice(engine, None)
+    requests = [speech.Request(t, 150) for t in PHRASES]
+    counts = []
+    first = speech.speak(requests, engine, voice, cache_dir=tmp_path, on_synth=counts.append)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("synthesised on a warm cache")
+
+    monkeypatch.setattr(engine, "synthesize", refuse)
+    second = speech.speak(requests, engine, voice, cache_dir=tmp_path, on_synth=counts.append)
+    assert counts == [3, 0]
+    for key in first:
+        assert np.array_equal(first[key], second[key])
+
+
+def test_cache_key_covers_engine_version_voice_rate_and_text():
+    base = clip_cache.clip_key("espeak-ng", "1.51", "en-us", 140, "Hello.")
+    assert len({base, clip_cache.clip_key("festival", "1.51", "en-us", 140, "Hello."),
+                clip_cache.clip_key("espeak-ng", "1.52", "en-us", 140, "Hello."),
+                clip_cache.clip_key("espeak-ng", "1.51", "en-gb", 140, "Hello."),
+                clip_cache.clip_key("espeak-ng", "1.51", "en-us", 130, "Hello."),
+                clip_cache.clip_key("espeak-ng", "1.51", "en-us", 140, "Hello!")}) == 6
+
+
+def test_a_corrupt_cache_entry_is_resynthesised(tmp_path):
+    engine = speech.get_engine("espeak-ng")
+    voice = speech.resolve_voice(engine, None)
+    request = [speech.Request("Let the floor hold you.", 140)]
+    good = speech.speak(request, engine, voice, cache_dir=tmp_path)
+    files = list((tmp_path / "clips").rglob("*.npy"))
+    assert len(files) == 1
+    files[0].write_bytes(b"\x93NUMPY garbage that is not an array")
+    counts = []
+    again = speech.speak(request, engine, voice, cache_dir=tmp_path, on_synth=counts.append)
+    assert counts == [1]
+    before, after = good[("Let the floor hold you.", 140)], again[("Let the floor hold you.", 140)]
+    # the +f3 voice adds breath noise, so samples differ between syntheses; length and level do not
+    assert len(before) == len(after)
+    assert abs(loudness.integrated_lufs(before, SR) - loudness.integrated_lufs(after, SR)) < 0.5
+    assert np.load(files[0]).dtype == np.float32  # the entry was rewritten whole
+
+
+def test_a_phrase_the_engine_fails_on_is_a_clear_error_naming_it(tmp_path, monkeypatch):
+    engine = speech.get_engine("espeak-ng")
+    real = engine.synthesize
+
+    def flaky(texts, voice, rate, out_dir):
+        results = real(texts, voice, rate, out_dir)
+        return [RuntimeError("engine crashed") if t == "Bad phrase." else r for t, r in zip(texts, results)]
+
+    monkeypatch.setattr(engine, "synthesize", flaky)
+    requests = [speech.Request("Good phrase.", 140, 3), speech.Request("Bad phrase.", 140, 7)]
+    with pytest.raises(BuildError) as err:
+        speech.speak(requests, engine, "en-us", cache_dir=tmp_path, routine_path="r.yaml")
+    assert str(err.value) == ("r.yaml:7: the espeak-ng engine could not speak \"Bad phrase.\" (engine crashed). "
+                              "Check the words on that line, or try another engine with --engine")
+    assert err.value.exit_code == 1
+
+
+def test_silence_from_an_engine_is_an_error_not_a_silent_gap(tmp_path, monkeypatch):
+    import wave
+
+    engine = speech.get_engine("espeak-ng")
+
+    def silent(texts, voice, rate, out_dir):
+        paths = []
+        for i, _ in enumerate(texts):
+            path = out_dir / f"s{i}.wav"
+            with wave.open(str(path), "wb") as w:
+                w.setnchannels(1), w.setsampwidth(2), w.setframerate(22050)
+                w.writeframes(b"\0\0" * 22050)
+            paths.append(path)
+        return paths
+
+    monkeypatch.setattr(engine, "synthesize", silent)
+    with pytest.raises(BuildError, match="produced silence for \"Quiet.\""):
+        speech.speak([speech.Request("Quiet.", 140, 2)], engine, "en-us", cache_dir=tmp_path)
+
+
+def test_unknown_voice_is_a_user_error_with_a_suggestion():
+    engine = speech.get_engine("espeak-ng")
+    with pytest.raises(UserError) as err:
+        speech.resolve_voice(engine, "en-uss")
+    assert str(err.value).startswith("the espeak-ng engine has no voice 'en-uss'. Did you mean 'en-us'")
+    assert speech.resolve_voice(engine, "en-gb+f2") == "en-gb+f2"
+    with pytest.raises(UserError):
+        speech.resolve_voice(engine, "en-us+nosuchvariant")
+
+
+def test_unknown_engine_name():
+    with pytest.raises(UserError, match="unknown speech engine 'espeak'. Did you mean 'espeak-ng'"):
+        speech.get_engine("espeak")
+
+
+def test_pyttsx3_keeps_stdout_clean_and_many_phrases_all_arrive(tmp_path):
+    """The driver prints 'Audio saved' and drops files in loops; every phrase must still come back."""
+    texts = [f"Phrase number {i}, breathe softly and slowly." if i % 2 else f"Short {i}." for i in range(16)]
+    path = write(tmp_path / "r.yaml", "title: Many\nvoice: {engine: pyttsx3}\nsteps:\n" +
+                 "".join(f"  - say: \"{t}\"\n" for t in texts))
+    result = run_cli("script", str(path), "--json", env={"WINDOWN_CACHE_DIR": str(tmp_path / "cache")})
+    assert result.returncode == 0, result.stderr
+    assert "Audio saved" not in result.stdout
+    import json
+
+    cues = [c["text"] for c in json.loads(result.stdout)["cues"]]
+    for text in texts:
+        assert text in cues
+
+
+@pytest.mark.parametrize("engine", ["pyttsx3", "espeak-ng", "festival"])
+def test_voices_command_lists_voices(engine):
+    result = run_cli("voices", "--engine", engine)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines and all(line.strip() for line in lines)
+    if engine == "festival":
+        assert lines[0].startswith("cmu_us_slt_arctic_hts")
+    else:
+        assert any("en-us" in line for line in lines)

@@ -1,0 +1,182 @@
+"""The timing rules, proved on real synthesised clips (espeak-ng) and on exact sample positions."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import ToneEngine, write
+from windown import compose, personalise, pipeline, routine, source
+from windown.errors import RoutineError
+from windown.timeline import SLOT_GUARD_MS
+
+SR = 44100
+
+
+def planned(path, **flags):
+    r, changes = personalise.personalise(routine.load(str(path)), personalise.Profile(flags={"seed": 7, **flags}))
+    return pipeline.plan(r, changes)
+
+
+ROUTINE = """\
+title: Timing check
+voice: {engine: espeak-ng, rate: 150}
+breathing: {inhale: 4s, exhale: 6s}
+bedtime: false
+steps:
+  - stretch: knee-to-chest
+    hold: 23s
+    reps: 2
+    sides: both
+  - breathe: 3
+  - stretch: cat-cow
+    rounds: 3
+  - stretch: supine-twist
+    hold: 31.5s
+"""
+
+
+@pytest.fixture(scope="module")
+def plan_real(tmp_path_factory, shared_cache):
+    import os
+
+    os.environ["WINDOWN_CACHE_DIR"] = str(shared_cache)
+    path = write(tmp_path_factory.mktemp("t") / "timing.yaml", ROUTINE)
+    return pipeline.plan(personalise.personalise(routine.load(str(path)),
+                                                 personalise.Profile(flags={"seed": 7}))[0])
+
+
+def test_every_hold_is_exact_to_the_sample_and_bounded_by_its_cues(plan_real):
+    tl = plan_real.timeline
+    holds = [h for h in tl.holds if h.label.startswith("the hold of")]
+    knee = [h for h in holds if "knee to chest" in h.label]
+    twist = [h for h in holds if "twist" in h.label]
+    assert len(knee) == 4 and len(twist) == 2
+    for h in knee:
+        assert h.stop - h.start == 23 * SR
+    for h in twist:
+        assert h.stop - h.start == 31_500 * SR // 1000
+    speech = [e for e in tl.events if e.kind == "speech"]
+    for h in holds:
+        # the cue that starts the hold ends exactly at its start; the release starts exactly at its end
+        assert any(e.stop == h.start for e in speech), h
+        assert any(e.start == h.stop for e in speech), h
+
+
+def test_breath_cues_start_exactly_on_phase_boundaries(plan_real):
+    tl = plan_real.timeline
+    phases = [h for h in tl.holds if h.label.startswith(("the inhale", "the exhale"))]
+    assert len(phases) == 2 * (3 + 3)  # three paced breaths, three rounds of cat-cow
+    starts = {e.start for e in tl.events if e.kind == "speech"}
+    for phase in phases:
+        assert phase.start in starts, phase
+        expected = (4000 if "inhale" in phase.label else 6000) * SR // 1000
+        assert phase.stop - phase.start == expected
+    # phases follow each other with no gap: inhale, exhale, inhale, ...
+    cat_cow = [p for p in phases if "cat cow" in p.label]
+    for a, b in zip(cat_cow, cat_cow[1:]):
+        assert a.stop == b.start
+
+
+def test_both_sides_and_every_rep_are_present(plan_real):
+    labels = [h.label for h in plan_real.timeline.holds if "knee to chest" in h.label]
+    assert labels == ["the hold of knee to chest (right side)", "the hold of knee to chest (left side)"] * 2
+    texts = " ".join(e.text for e in plan_real.timeline.events)
+    assert "right" in texts and "left" in texts
+
+
+def test_cues_never_overlap_and_inner_cues_fit_their_hold(plan_real):
+    tl = plan_real.timeline
+    speech = [e for e in tl.events if e.kind == "speech"]
+    for a, b in zip(speech, speech[1:]):
+        assert a.stop <= b.start
+    for h in tl.holds:
+        for e in speech:
+            if h.start < e.start < h.stop:
+                assert e.stop <= h.stop
+
+
+def test_placement_is_deterministic(plan_real, tmp_path):
+    path = write(tmp_path / "timing.yaml", ROUTINE)
+    again = planned(path)
+    assert [(e.start, e.length, e.text) for e in again.timeline.events] == \
+        [(e.start, e.length, e.text) for e in plan_real.timeline.events]
+
+
+def test_total_is_the_sum_of_the_parts(plan_real):
+    total = 0
+    for item in plan_real.script.items:
+        if isinstance(item, compose.Say):
+            total += len(plan_real.clips[(item.text, item.rate_wpm)])
+        elif isinstance(item, compose.Gap):
+            total += item.gap_ms * SR // 1000
+        elif isinstance(item, compose.Hold):
+            total += item.hold_ms * SR // 1000
+    assert plan_real.timeline.end == total
+
+
+def test_a_breath_cue_too_long_for_its_phase_is_an_error_with_its_line(tmp_path, tone_engine):
+    # The tone engine speaks 250 ms per word: ten words need 2.5 s, the inhale is 2 s.
+    path = write(tmp_path / "r.yaml", """\
+title: Overflow
+breathing: {inhale: 2s, exhale: 6s}
+steps:
+  - say: Hello.
+  - stretch:
+      id: my-flow
+      name: my flow
+      kind: flow
+      rounds: 2
+      setup: Lie down.
+      inhale: one two three four five six seven eight nine ten
+      exhale: out
+""")
+    with pytest.raises(RoutineError) as err:
+        planned(path)
+    slot = (2000 - SLOT_GUARD_MS) / 1000
+    assert str(err.value) == (
+        f"{path}:5: the words \"one two three four five six seven eight nine ten\" take 2.5s but fit only "
+        f"{slot:.1f}s inside the inhale of my flow. Lengthen the hold or the breath phase, slow the breathing "
+        "pattern, or use fewer words")
+
+
+def test_a_cue_that_just_fits_is_placed_at_its_boundary(tmp_path, tone_engine):
+    path = write(tmp_path / "r.yaml", """\
+title: Fits
+breathing: {inhale: 3s, exhale: 3s}
+steps:
+  - breathe: 1
+""")
+    tl = planned(path).timeline
+    inhale = next(h for h in tl.holds if "inhale" in h.label)
+    cue = next(e for e in tl.events if e.start == inhale.start)
+    assert cue.length <= inhale.stop - inhale.start
+
+
+def test_clips_are_trimmed_to_speech(tone_engine, tmp_path):
+    path = write(tmp_path / "r.yaml", "title: T\nsteps:\n  - say: one two three four\n")
+    p = planned(path)
+    clip = p.clips[("one two three four", 140)]
+    # 4 words x 250 ms of tone; the 200 ms pads are trimmed to the 10 ms margins kept around speech
+    assert abs(len(clip) - (1000 + 2 * 10) * SR // 1000) <= SR // 100
+
+
+def test_hold_overrides_and_durations(tmp_path, tone_engine):
+    path = write(tmp_path / "r.yaml", """\
+title: Durations
+steps:
+  - stretch: childs-pose
+    hold: 1m30s
+  - pause: 2.5s
+""")
+    p = planned(path)
+    hold = next(h for h in p.timeline.holds if "child" in h.label)
+    assert hold.stop - hold.start == 90 * SR
+    assert source.parse_duration_ms("1m30s") == 90_000
+    assert source.parse_duration_ms("90") == 90_000
+    assert source.parse_duration_ms("5m") == 300_000
+    assert source.parse_duration_ms("250ms") == 250
+    assert source.parse_duration_ms("soon") is None
+
+
+def test_tone_engine_word_timing_matches_fixture():
+    assert ToneEngine.speech_ms("a b c") == 750
