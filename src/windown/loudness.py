@@ -1,18 +1,22 @@
 """BS.1770 loudness in numpy: the speech stage levels clips with it, the renderer meters the mix with it.
 
 Streaming: a meter takes blocks of any size and keeps only 100 ms energies, so memory stays flat.
+The K-weighting biquads are applied as their impulse response (an FIR, by FFT): their response has
+died away to nothing within 50 ms, and numpy alone keeps every build free of scipy's import cost.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
-from scipy import signal
+
+FIR_MS = 50  # the K-weighting response has fallen below -130 dB after this long
 
 
 def k_weighting(sample_rate: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """The two BS.1770 biquads (high shelf, then high pass) for any sample rate."""
+    """The two BS.1770 biquads (high shelf, then high pass) for any sample rate: (b, a) pairs."""
     f0, gain_db, q = 1681.974450955533, 3.999843853973347, 0.7071752369554196
     k = math.tan(math.pi * f0 / sample_rate)
     vh = 10 ** (gain_db / 20)
@@ -28,14 +32,61 @@ def k_weighting(sample_rate: int) -> list[tuple[np.ndarray, np.ndarray]]:
     return [shelf, highpass]
 
 
+@functools.cache
+def k_impulse(sample_rate: int) -> np.ndarray:
+    """The K-weighting filter's impulse response, FIR_MS long."""
+    n = sample_rate * FIR_MS // 1000
+    x = np.zeros(n)
+    x[0] = 1.0
+    for b, a in k_weighting(sample_rate):
+        y = np.zeros(n)
+        for i in range(n):  # a direct-form biquad, once per sample rate
+            acc = b[0] * x[i]
+            if i >= 1:
+                acc += b[1] * x[i - 1] - a[1] * y[i - 1]
+            if i >= 2:
+                acc += b[2] * x[i - 2] - a[2] * y[i - 2]
+            y[i] = acc
+        x = y
+    return x
+
+
+FFT_SIZE = 1 << 14  # overlap-add in many small FFTs, batched: far cheaper than one huge FFT per block
+
+
+def k_filter(x: np.ndarray, sample_rate: int) -> np.ndarray:
+    """K-weight a whole signal (1-D or (frames, channels)); the output has len(x) + FIR length - 1 frames."""
+    h = k_impulse(sample_rate)
+    mono = x.ndim == 1
+    x = x[:, None] if mono else x
+    step = FFT_SIZE - len(h) + 1
+    chunks = -(-len(x) // step)
+    padded = np.zeros((chunks * step, x.shape[1]), dtype=np.float32)  # float32 halves the FFT work
+    padded[: len(x)] = x
+    spectra = np.fft.rfft(padded.reshape(chunks, step, -1), FFT_SIZE, axis=1)
+    pieces = np.fft.irfft(spectra * _kernel(sample_rate)[None, :, None], FFT_SIZE, axis=1)
+    out = np.zeros((chunks * step + len(h) - 1, x.shape[1]), dtype=np.float32)
+    body = out[: chunks * step].reshape(chunks, step, -1)
+    body += pieces[:, :step]
+    tails = pieces[:, step:]  # each chunk's ringing spills into the start of the next
+    body[1:, : len(h) - 1] += tails[:-1]
+    out[chunks * step:] += tails[-1]
+    out = out[: len(x) + len(h) - 1]
+    return out[:, 0] if mono else out
+
+
+@functools.cache
+def _kernel(sample_rate: int) -> np.ndarray:
+    return np.fft.rfft(k_impulse(sample_rate), FFT_SIZE).astype(np.complex64)
+
+
 class Meter:
     """Integrated loudness (LUFS) and sample peak of a stream of (frames, channels) float blocks."""
 
     def __init__(self, sample_rate: int, channels: int):
         self.sample_rate = sample_rate
         self.channels = channels
-        self.filters = k_weighting(sample_rate)
-        self.states = [np.zeros((max(len(a), len(b)) - 1, channels)) for b, a in self.filters]
+        self.carry = np.zeros((len(k_impulse(sample_rate)) - 1, channels))  # overlap-add tail
         self.hop = sample_rate // 10  # 100 ms sub-blocks; gating blocks are four of them
         self.partial = np.zeros(channels)
         self.partial_frames = 0
@@ -48,10 +99,18 @@ class Meter:
         if not len(block):
             return
         self.peak = max(self.peak, float(np.max(np.abs(block))))
-        x = block.astype(np.float64)
-        for i, (b, a) in enumerate(self.filters):
-            x, self.states[i] = signal.lfilter(b, a, x, axis=0, zi=self.states[i])
-        squares = x * x
+        filtered = k_filter(block, self.sample_rate).astype(np.float64)
+        filtered[: len(self.carry)] += self.carry[: len(filtered)]
+        n = len(block)
+        tail = filtered[n:]
+        carry = np.zeros_like(self.carry)
+        carry[: len(tail)] = tail
+        if len(self.carry) > n:  # a block shorter than the filter: older carry continues
+            carry[: len(self.carry) - n] += self.carry[n:]
+        self.carry = carry
+        self._accumulate(filtered[:n] ** 2)
+
+    def _accumulate(self, squares: np.ndarray) -> None:
         pos = 0
         if self.partial_frames:
             take = min(self.hop - self.partial_frames, len(squares))
@@ -92,8 +151,9 @@ class Meter:
         return 20 * math.log10(self.peak) if self.peak > 0 else float("-inf")
 
 
-def integrated_lufs(samples: np.ndarray, sample_rate: int) -> float:
-    """Loudness of a whole signal (mono 1-D or (frames, channels))."""
+def integrated_lufs(samples: np.ndarray, sample_rate: int, block_frames: int = 1 << 18) -> float:
+    """Loudness of a whole signal (mono 1-D or (frames, channels)), metered in blocks to bound memory."""
     meter = Meter(sample_rate, 1 if samples.ndim == 1 else samples.shape[1])
-    meter.add(samples)
+    for start in range(0, len(samples), block_frames):
+        meter.add(samples[start:start + block_frames])
     return meter.integrated_lufs()

@@ -106,14 +106,8 @@ class Renderer:
         """
         hop = self.sr // 10
         bins = np.zeros(self.total_frames // hop + 2)
-        filters = loudness.k_weighting(self.sr)
-        from scipy import signal
-
         def k_weighted(x: np.ndarray) -> np.ndarray:
-            x = x.astype(np.float64)
-            for b_coef, a_coef in filters:
-                x = signal.lfilter(b_coef, a_coef, x, axis=0)
-            return x
+            return loudness.k_filter(x, self.sr).astype(np.float64)
 
         def add(start: int, energy: np.ndarray) -> None:
             energy = energy[: max(0, self.total_frames - start)]

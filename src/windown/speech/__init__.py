@@ -64,7 +64,7 @@ class Request:
 
 def resolve_voice(engine: Engine, voice: str | None) -> str:
     """The engine's voice id for `voice`, or a UserError listing what the engine has."""
-    if voice is None:
+    if voice is None or voice == engine.default_voice():
         return engine.default_voice()
     ids = [v for v, _ in engine.voices()]
     base, _, variant = voice.partition("+")

@@ -55,6 +55,11 @@ def _version() -> str:
     return out.split("Data at")[0].strip()
 
 
+def version_or_none() -> str:
+    """espeak-ng's version for cache keys, or 'none' when only the library is installed."""
+    return _version() if shutil.which("espeak-ng") else "none"
+
+
 @functools.cache
 def list_voices() -> list[tuple[str, str]]:
     """Languages (`en-us`) plus every variant on the default voice (`en-us+f3`)."""

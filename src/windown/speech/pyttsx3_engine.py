@@ -8,7 +8,10 @@ starts, and the workers' stdout never reaches ours.
 
 from __future__ import annotations
 
+import ctypes.util
 import functools
+import importlib.metadata
+import importlib.util
 import json
 import os
 import subprocess
@@ -25,14 +28,25 @@ class Pyttsx3Engine:
     name = "pyttsx3"
 
     def check(self) -> None:
-        _probe()
+        """Cheap: the package and (on Linux) libespeak-ng are there; no driver is started."""
+        if importlib.util.find_spec("pyttsx3") is None:
+            raise MissingToolError("pyttsx3 is not installed", "Run ./scripts/setup, or pip install pyttsx3")
+        if sys.platform.startswith("linux") and ctypes.util.find_library("espeak-ng") is None:
+            raise MissingToolError("pyttsx3 needs libespeak-ng, which is not installed",
+                                   "Run ./scripts/setup, or install the Debian packages espeak-ng and libespeak-ng1")
 
     def version(self) -> str:
-        return _probe()["version"]
+        """pyttsx3's version plus, on Linux, espeak-ng's: both shape the sound."""
+        version = importlib.metadata.version("pyttsx3")
+        if sys.platform.startswith("linux"):
+            from windown.speech import espeak
+
+            version += " / " + espeak.version_or_none()
+        return version
 
     def default_voice(self) -> str:
-        voices = [v for v, _ in self.voices()]
-        return DEFAULT_VOICE if "gmw/en-us" in voices or not voices else voices[0]
+        """A calm female espeak-ng voice on Linux; elsewhere the platform's own default ('')."""
+        return DEFAULT_VOICE if sys.platform.startswith("linux") else ""
 
     def voices(self) -> list[tuple[str, str]]:
         return [tuple(v) for v in _probe()["voices"]]

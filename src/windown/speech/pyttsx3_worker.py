@@ -35,7 +35,8 @@ def main() -> None:
                                   "voices": voices}) + "\n")
         return
     engine.setProperty("rate", int(request["rate"]))
-    engine.setProperty("voice", request["voice"])
+    if request["voice"]:  # '' keeps the platform's default voice
+        engine.setProperty("voice", request["voice"])
     for job in request["jobs"]:
         try:
             speak_one(engine, job["text"], job["path"])
