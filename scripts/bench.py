@@ -1,0 +1,102 @@
+"""Benchmark: build time (cold and warm speech cache) against the encode floor, and peak memory.
+
+The floor is ffmpeg alone encoding the very same audio with the same settings, so a ratio of 1.0
+would mean windown's own work (speech, placing, rendering, metering) costs nothing on top.
+Targets (issue 3): warm <= 1.15x the floor, cold <= 1.3x, peak memory < 200 MB at 60 minutes and
+flat in track length. Run: ./scripts/bench [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+CHILD = """
+import resource, runpy, sys
+sys.argv = ["windown"] + sys.argv[1:]
+try:
+    runpy.run_module("windown", run_name="__main__")
+finally:
+    print("MAXRSS_KB", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)
+"""
+
+
+def timed_build(args: list[str], cache: Path) -> tuple[float, float]:
+    """(wall seconds, peak RSS of the windown process in MB) for one `windown build`."""
+    env = {**os.environ, "WINDOWN_CACHE_DIR": str(cache)}
+    start = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-c", CHILD, "-q", "build", *args], env=env, capture_output=True,
+                          text=True)
+    wall = time.perf_counter() - start
+    if proc.returncode != 0:
+        sys.exit(f"bench: build failed: {proc.stderr.strip()}")
+    rss_kb = next(int(line.split()[1]) for line in proc.stderr.splitlines() if line.startswith("MAXRSS_KB"))
+    return wall, rss_kb / 1024
+
+
+def encode_floor(mp3: Path, quality: str) -> float:
+    """ffmpeg alone encoding the same audio (decoded from our MP3 to a WAV first, not timed)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        wav = Path(tmp) / "track.wav"
+        subprocess.run(["ffmpeg", "-v", "error", "-i", str(mp3), "-c:a", "pcm_f32le", str(wav)], check=True)
+        start = time.perf_counter()
+        subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(wav), "-c:a", "libmp3lame", "-q:a", quality,
+                        "-id3v2_version", "3", str(Path(tmp) / "floor.mp3")], check=True)
+        return time.perf_counter() - start
+
+
+def duration_s(mp3: Path) -> float:
+    return json.loads(mp3.with_suffix(".json").read_text())["duration_s"]
+
+
+def row(label: str, seconds: float, floor: float, rss_mb: float | None = None) -> str:
+    memory = f"{rss_mb:7.0f} MB" if rss_mb is not None else " " * 10
+    return f"  {label:34s} {seconds:7.1f} s  {seconds / floor:5.2f}x floor  {memory}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", default="bedtime-lower-back")
+    parser.add_argument("--engine", default=None, help="speech engine (default: the preset's)")
+    parser.add_argument("--quick", action="store_true", help="use quick-wind-down and a 20-minute long track")
+    opts = parser.parse_args()
+    preset = "quick-wind-down" if opts.quick else opts.preset
+    long_min = 20 if opts.quick else 60
+    engine = ["--engine", opts.engine] if opts.engine else []
+    with tempfile.TemporaryDirectory(prefix="windown-bench-") as tmp:
+        tmp = Path(tmp)
+        cache = tmp / "cache"
+        out = tmp / "preset.mp3"
+        base = [preset, "-o", str(out), "--seed", "1", *engine]
+        cold, cold_rss = timed_build(base, cache)
+        warm, warm_rss = timed_build(base, cache)
+        floor = encode_floor(out, "4")
+        length = duration_s(out)
+        # the long track: the same guided part, then a tail long enough to reach the target length
+        guided = json.loads(out.with_suffix(".json").read_text())["speech_end_s"]
+        tail_s = max(60, int(long_min * 60 - guided))
+        long_out = tmp / "long.mp3"
+        long_wall, long_rss = timed_build([preset, "-o", str(long_out), "--seed", "1", "--tail", f"{tail_s}s",
+                                           *engine], cache)
+        long_floor = encode_floor(long_out, "4")
+        long_length = duration_s(long_out)
+    print(f"windown benchmark ({os.cpu_count()} cores; all figures from this one run)")
+    print(f"{preset}: {length / 60:.1f} min track")
+    print(row("encode floor (ffmpeg alone, VBR 4)", floor, floor))
+    print(row("build, cold speech cache", cold, floor, cold_rss) + "   target <= 1.30x")
+    print(row("build, warm speech cache", warm, floor, warm_rss) + "   target <= 1.15x")
+    print(f"long track: {long_length / 60:.1f} min")
+    print(row("encode floor (ffmpeg alone, VBR 4)", long_floor, long_floor))
+    print(row("build, warm speech cache", long_wall, long_floor, long_rss) + "   target < 200 MB")
+    print(f"memory vs length: {warm_rss:.0f} MB at {length / 60:.0f} min, {long_rss:.0f} MB at "
+          f"{long_length / 60:.0f} min ({long_rss / warm_rss:.2f}x for {long_length / length:.2f}x the length)")
+
+
+if __name__ == "__main__":
+    main()
