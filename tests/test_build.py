@@ -163,3 +163,11 @@ def test_an_interrupted_build_leaves_no_file_and_keeps_the_old_one(tmp_path, sha
     time.sleep(0.2)
     leftover = subprocess.run(["pgrep", "-f", f"ffmpeg.*{folder}"], capture_output=True, text=True).stdout
     assert not leftover.strip()
+
+
+def test_outputs_are_ordinary_files_not_private_temp_files(quiet_build):
+    out, _, _ = quiet_build
+    mask = os.umask(0)
+    os.umask(mask)
+    for suffix in (".mp3", ".json", ".vtt"):
+        assert out.with_suffix(suffix).stat().st_mode & 0o777 == 0o666 & ~mask

@@ -21,12 +21,19 @@ def replacing(target: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
                                 dir=target.parent)
     os.close(fd)
     temp_path = Path(temp)
+    os.chmod(temp_path, 0o666 & ~_umask())  # mkstemp makes it private; a finished track is an ordinary file
     try:
         yield temp_path
         os.replace(temp_path, target)
     finally:
         with contextlib.suppress(FileNotFoundError):
             temp_path.unlink()
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def write_bytes(target: str | os.PathLike, data: bytes) -> None:
