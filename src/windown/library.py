@@ -241,6 +241,9 @@ def preset_names() -> list[str]:
 
 
 def preset_path(name: str) -> Path | None:
+    """The package file of a preset; only bare names (no folders, no suffix) can be presets."""
+    if not name or "/" in name or "\\" in name or name.startswith(".") or name.endswith((".yaml", ".yml")):
+        return None
     path = _data(PRESET_DIR) / f"{name}.yaml"
     return path if path.is_file() else None
 

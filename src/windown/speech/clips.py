@@ -7,9 +7,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import warnings
+
 import numpy as np
-from pydub import AudioSegment
-from pydub.silence import detect_leading_silence
+
+with warnings.catch_warnings():  # pydub warns at import when ffmpeg is missing; we report that ourselves
+    warnings.simplefilter("ignore", RuntimeWarning)
+    from pydub import AudioSegment
+    from pydub.silence import detect_leading_silence
 
 from windown import loudness
 

@@ -1,0 +1,48 @@
+"""The README's examples are real: its routine and profile load, and its commands exist."""
+
+from __future__ import annotations
+
+import re
+
+import yaml
+
+from conftest import REPO, run_cli, write
+from windown import personalise, routine
+
+README = (REPO / "README.md").read_text()
+BLOCKS = re.findall(r"```yaml\n(.*?)```", README, re.S)
+
+
+def test_readme_has_a_routine_and_a_profile_example():
+    assert len(BLOCKS) == 2
+    assert "steps:" in BLOCKS[0] and "steps:" not in BLOCKS[1]
+
+
+def test_the_readme_routine_is_valid_and_uses_every_step_kind(tmp_path):
+    path = write(tmp_path / "evening.yaml", BLOCKS[0])
+    r = routine.load(str(path))
+    kinds = {step.kind for step in r.steps}
+    assert kinds == {"stretch", "say", "breathe", "pause", "chime"}
+    assert any(s.kind == "stretch" and s.stretch.id == "belly-breathing" for s in r.steps)
+    result = run_cli("validate", str(path))
+    assert result.returncode == 0 and result.stdout.strip() == f"{path}: ok"
+
+
+def test_the_readme_profile_loads_and_sets_every_field(tmp_path):
+    path = write(tmp_path / "profile.yaml", BLOCKS[1])
+    profile = personalise.load_profile(path)
+    assert set(yaml.safe_load(BLOCKS[1])) == set(profile.doc)
+    r = routine.load("bedtime-lower-back")
+    settings = personalise.apply_settings(r, profile)
+    assert settings.name == "Sam" and settings.pace == "slow" and settings.voice.engine == "festival"
+    assert settings.avoid == ("kneeling", "prone") and settings.exclude == ("cobra",)
+    assert settings.length_ms == 15 * 60_000 and settings.tail_ms == 20 * 60_000 and settings.safety is False
+
+
+def test_every_command_in_the_reference_table_has_help_with_an_example():
+    commands = re.findall(r"^\| `windown (\w+)", README, re.M)
+    assert {"build", "script", "batch", "validate", "init", "schema", "stretches", "voices", "sounds"} <= set(commands)
+    for command in set(commands) | {"presets"}:
+        result = run_cli(command, "--help")
+        assert result.returncode == 0, (command, result.stderr)
+        assert "Example" in result.stdout, command
