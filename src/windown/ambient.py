@@ -8,6 +8,7 @@ Every bed is normalised to BED_LUFS so the mixer can set its level relative to t
 
 from __future__ import annotations
 
+import functools
 import math
 import shutil
 import subprocess
@@ -108,6 +109,7 @@ def preview(sound: str, out_path: Path, seconds: float = 20.0, *, sounds_dir: Pa
             _encode(temp, samples, bed.sample_rate, _PREVIEW_FORMATS[suffix], out_path)
 
 
+@functools.cache  # read-only and deterministic: made once per process, however often it is asked for
 def chime(sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     """One soft singing-bowl strike, (frames, 2) float32, decaying to exact silence; deterministic.
 
@@ -133,7 +135,9 @@ def chime(sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     out[:len(attack)] *= attack[:, None]
     release = _raised_cosine(round(2.5 * sample_rate))[::-1]  # reaches exactly 0 on the last sample
     out[frames - len(release):] *= release[:, None]
-    return _normalised(out, sample_rate, CHIME_LUFS)
+    strike = _normalised(out, sample_rate, CHIME_LUFS)
+    strike.flags.writeable = False  # shared by every caller through the cache
+    return strike
 
 
 # --- built-in beds -------------------------------------------------------------------------------

@@ -23,6 +23,9 @@ PACE_FACTOR = {"slow": 1.25, "medium": 1.0, "brisk": 0.8}
 # Positions in the order that keeps changes few: up from sitting, down to the floor, onto the back.
 POSITION_ORDER = {"seated": 0, "all-fours": 1, "kneeling": 2, "prone": 3, "supine": 4, "wall": 5}
 LENGTH_TOLERANCE = 0.03
+LENGTH_AIM = 0.01  # the search aims this close, and settles for LENGTH_TOLERANCE when the steps are coarse
+BEDTIME_TAIL_MS = 10 * 60_000  # bedtime mode's sleep tail, unless the routine, profile or a flag sets one
+LYING = ("supine", "prone", "wall")  # positions a track may end in, ready for sleep
 
 
 @dataclass(frozen=True)
@@ -43,7 +46,7 @@ def load_profile(path: str | os.PathLike | None, flags: dict[str, Any] | None = 
     """`--profile FILE`, else the default file when it exists, else no profile; flags always apply."""
     explicit = path is not None
     path = Path(path) if explicit else default_profile_path()
-    if not explicit and not path.is_file():
+    if not explicit and not os.path.isfile(path):  # isfile never raises, even where we may not look
         return Profile(flags=dict(flags or {}))
     doc = source.load(path)
     if doc is None:
@@ -69,6 +72,10 @@ def apply_settings(r: Routine, profile: Profile) -> Settings:
             s = dataclasses.replace(s, **{part: dataclasses.replace(getattr(s, part), **{attr: value})})
         else:
             s = dataclasses.replace(s, **{key: value})
+    tail_set = "tail" in r.set_keys or (profile.doc is not None and "tail" in profile.doc) or \
+        profile.flags.get("tail_ms") is not None
+    if s.bedtime and not tail_set:
+        s = dataclasses.replace(s, tail_ms=BEDTIME_TAIL_MS)
     if s.seed is None:  # tonight's phrasing differs from last night's, and stays put all evening
         s = dataclasses.replace(s, seed=int(datetime.date.today().strftime("%Y%m%d")))
     return s
@@ -93,32 +100,42 @@ def _root_id(stretch: Stretch) -> str:
     return stretch.id.removesuffix("-easier")
 
 
+def _problems(st: Stretch, s: Settings) -> list[str]:
+    if st.id in s.exclude or _root_id(st) in s.exclude:
+        return ["excluded by your settings"]
+    problems = sorted(set(s.avoid) & set(st.tags))
+    if s.in_bed_only and not st.in_bed:
+        problems.append("not done in bed")
+    return problems
+
+
+def allowed(st: Stretch, s: Settings) -> tuple[Stretch | None, list[str]]:
+    """`st` itself when nothing stands against it, else its easier variation when that is free, else None;
+    with the problems that made it change. An easier variation is never swapped back for the harder one."""
+    problems = _problems(st, s)
+    if not problems:
+        return st, []
+    if st.easier is not None and not _problems(st.easier, s):
+        return st.easier, problems
+    return None, problems
+
+
 def limit(r: Routine, changes: list[str]) -> Routine:
     """Exclusions, in-bed only and avoided tags: swap for the easier variation where it is free, else drop."""
-    s = r.settings
-    avoid = set(s.avoid)
     steps = []
     for step in r.steps:
         if not isinstance(step, StretchStep):
             steps.append(step)
             continue
         st = step.stretch
-        if st.id in s.exclude or _root_id(st) in s.exclude:
-            changes.append(f"dropped {st.name}: excluded by your settings")
-            continue
-        problems = sorted(avoid & set(st.tags))
-        if s.in_bed_only and not st.in_bed:
-            problems.append("not done in bed")
-        if problems:
-            easier = st.easier or (library.find(_root_id(st)) if st.id.endswith("-easier") else None)
-            if easier is not None and easier.id != st.id and not (avoid & set(easier.tags)) and \
-                    (easier.in_bed or not s.in_bed_only):
-                changes.append(f"swapped {st.name} for {easier.name}: avoids {', '.join(problems)}")
-                steps.append(dataclasses.replace(step, stretch=easier))
-            else:
-                changes.append(f"dropped {st.name}: {', '.join(problems)}")
-            continue
-        steps.append(step)
+        chosen, problems = allowed(st, r.settings)
+        if chosen is st:
+            steps.append(step)
+        elif chosen is not None:
+            changes.append(f"swapped {st.name} for {chosen.name}: avoids {', '.join(problems)}")
+            steps.append(dataclasses.replace(step, stretch=chosen))
+        else:
+            changes.append(f"dropped {st.name}: {', '.join(problems)}")
     if not any(isinstance(step, StretchStep) for step in steps) and any(isinstance(x, StretchStep) for x in r.steps):
         raise UserError("no stretch is left after your limitations", "Avoid fewer tags or exclude fewer stretches")
     return dataclasses.replace(r, steps=tuple(steps))
@@ -129,23 +146,24 @@ def _scaled(value: int, factor: float, rng: library.Range | None) -> int:
     return rng.clamp(scaled) if rng is not None else int(round(scaled))
 
 
+def _paced(step: StretchStep, factor: float) -> StretchStep:
+    if factor == 1.0:
+        return step
+    st = step.stretch
+    hold = step.hold_ms or (st.hold_ms.default if st.hold_ms else None)
+    return dataclasses.replace(
+        step,
+        hold_ms=_scaled(hold, factor, st.hold_ms) if hold else None,
+        settle_ms=int((step.settle_ms if step.settle_ms is not None else st.settle_ms) * factor),
+        rest_ms=int((step.rest_ms if step.rest_ms is not None else st.rest_ms) * factor))
+
+
 def pace(r: Routine, changes: list[str]) -> Routine:
     """Slow or brisk pace scales holds within each stretch's safe range, and settle, rest and transitions."""
     factor = PACE_FACTOR[r.settings.pace]
     if factor == 1.0:
         return r
-    steps = []
-    for step in r.steps:
-        if isinstance(step, StretchStep):
-            st = step.stretch
-            hold = step.hold_ms or (st.hold_ms.default if st.hold_ms else None)
-            steps.append(dataclasses.replace(
-                step,
-                hold_ms=_scaled(hold, factor, st.hold_ms) if hold else None,
-                settle_ms=int((step.settle_ms if step.settle_ms is not None else st.settle_ms) * factor),
-                rest_ms=int((step.rest_ms if step.rest_ms is not None else st.rest_ms) * factor)))
-        else:
-            steps.append(step)
+    steps = [_paced(step, factor) if isinstance(step, StretchStep) else step for step in r.steps]
     settings = dataclasses.replace(r.settings, transition_ms=int(r.settings.transition_ms * factor))
     changes.append(f"{r.settings.pace} pace: holds, settling and transitions x{factor:g} "
                    "(holds kept within each stretch's safe range)")
@@ -154,7 +172,7 @@ def pace(r: Routine, changes: list[str]) -> Routine:
 
 def _rank(step: StretchStep) -> tuple[int, int]:
     st = step.stretch
-    return (1 if st.kind == "rest" else 0, POSITION_ORDER.get(st.position, 4))
+    return (1 if st.kind == "rest" and st.position in LYING else 0, POSITION_ORDER.get(st.position, 4))
 
 
 def order(r: Routine, changes: list[str]) -> Routine:
@@ -196,44 +214,98 @@ def _scale_routine(r: Routine, x: float, counts_too: bool) -> Routine:
     return dataclasses.replace(r, steps=tuple(steps))
 
 
+def _additions(r: Routine) -> list[StretchStep]:
+    """Library stretches the routine lacks that its settings allow (the easier variation where needed),
+    paced like the rest: the optional ones first."""
+    present = {_root_id(step.stretch) for step in r.steps if isinstance(step, StretchStep)}
+    out = []
+    for st in sorted(library.stretches().values(), key=lambda x: not x.optional):
+        chosen, _ = allowed(st, r.settings)
+        if st.id not in present and chosen is not None:
+            out.append(_paced(StretchStep(chosen, line=0), PACE_FACTOR[r.settings.pace]))
+    return out
+
+
+def _with(r: Routine, step: StretchStep) -> Routine:
+    """`r` with `step` added before its last stretch (so the ending stays) unless it is a rest lying down and
+    the ending is not; reordered when order is auto."""
+    last = max(i for i, x in enumerate(r.steps) if isinstance(x, StretchStep))
+    last += _rank(step)[0] > _rank(r.steps[last])[0]
+    r = dataclasses.replace(r, steps=r.steps[:last] + (step,) + r.steps[last:])
+    return order(r, []) if r.settings.order == "auto" else r
+
+
+def _whole_s(ms: float, up: bool) -> int:
+    return int(-(-ms // 1000) if up else ms // 1000) * 1000
+
+
 def fit_length(r: Routine, target_ms: int, measure: Callable[[Routine], int], changes: list[str]) -> Routine:
-    """Scale holds, reps and rounds within their safe ranges (dropping or adding optional stretches)
-    until the guided part is within 3% of the target; otherwise say why and what is possible."""
+    """Scale holds, reps and rounds within their safe ranges (dropping optional stretches, or adding library
+    ones the settings allow, optional ones first) until the guided part is within 3% of the target;
+    otherwise say why and what is possible."""
     low, high = target_ms * (1 - LENGTH_TOLERANCE), target_ms * (1 + LENGTH_TOLERANCE)
-    candidates = [r]
-    optional = [s for s in r.steps if isinstance(s, StretchStep) and s.stretch.optional]
-    shorter = r
-    for step in optional:  # drop optional stretches one at a time, for targets below the range
-        shorter = dataclasses.replace(shorter, steps=tuple(x for x in shorter.steps if x is not step))
-        if any(isinstance(x, StretchStep) for x in shorter.steps):
-            candidates.append(shorter)
-    best = None
-    for candidate in candidates:
+    lengths: dict[Routine, int] = {}
+
+    def length_of(candidate: Routine) -> int:
+        if candidate not in lengths:
+            lengths[candidate] = measure(candidate)
+        return lengths[candidate]
+
+    def fit(candidate: Routine) -> tuple[Routine, int] | None:
+        best = None
         for counts_too in (True, False):
+            if length_of(_scale_routine(candidate, -1.0, counts_too)) > high:
+                return best  # even the shortest is too long
+            if length_of(_scale_routine(candidate, 1.0, counts_too)) < low:
+                return best  # even the longest is too short
             lo_x, hi_x = -1.0, 1.0
-            shortest = measure(_scale_routine(candidate, -1.0, counts_too))
-            longest = measure(_scale_routine(candidate, 1.0, counts_too))
-            if best is None or abs(longest - target_ms) < abs(best[0] - target_ms):
-                best = (longest, candidate)
-            if shortest > high:
-                break  # even the shortest is too long: try dropping an optional stretch
-            if longest < low:
-                break
             for _ in range(24):
                 mid = (lo_x + hi_x) / 2
-                length = measure(_scale_routine(candidate, mid, counts_too))
-                if low <= length <= high:
-                    dropped = [s.stretch.name for s in r.steps if isinstance(s, StretchStep) and s not in candidate.steps]
-                    changes.append(f"fitted to {source.format_duration(target_ms)}: guided part "
-                                   f"{source.format_duration(length)}; holds, reps and rounds scaled within their "
-                                   f"safe ranges" + (f"; dropped {', '.join(dropped)}" if dropped else ""))
-                    return _scale_routine(candidate, mid, counts_too)
-                if length < low:
+                scaled = _scale_routine(candidate, mid, counts_too)
+                length = length_of(scaled)
+                if low <= length <= high and (best is None or abs(length - target_ms) < abs(best[1] - target_ms)):
+                    best = scaled, length
+                if abs(length - target_ms) <= target_ms * LENGTH_AIM:
+                    return best
+                if length < target_ms:
                     lo_x = mid
                 else:
                     hi_x = mid
-    shortest = measure(_scale_routine(candidates[-1], -1.0, True))
-    longest = measure(_scale_routine(r, 1.0, True))
-    raise UserError(f"cannot fit this routine into {source.format_duration(target_ms)}: its guided part can be "
-                    f"from {source.format_duration(shortest)} to {source.format_duration(longest)}",
-                    "Choose a length in that range, or add or remove stretches")
+            if best is not None:
+                return best
+        return best
+
+    shorter = [r]  # drop optional stretches one at a time, for targets below the range
+    for step in [s for s in r.steps if isinstance(s, StretchStep) and s.stretch.optional]:
+        candidate = dataclasses.replace(shorter[-1], steps=tuple(x for x in shorter[-1].steps if x is not step))
+        if any(isinstance(x, StretchStep) for x in candidate.steps):
+            shorter.append(candidate)
+    longer = [r]  # add library stretches one at a time, for targets above the range
+    for step in _additions(r):
+        longer.append(_with(longer[-1], step))
+    too_long = length_of(_scale_routine(r, -1.0, True)) > high
+    too_short = length_of(_scale_routine(r, 1.0, True)) < low
+    candidates = [r] + (shorter[1:] if not too_short else []) + (longer[1:] if not too_long else [])
+    for candidate in candidates:
+        found = fit(candidate)
+        if found is None:
+            continue
+        fitted, length = found
+        names = [s.stretch.name for s in r.steps if isinstance(s, StretchStep)]
+        now = [s.stretch.name for s in fitted.steps if isinstance(s, StretchStep)]
+        dropped = [n for n in names if n not in now]
+        added = [n for n in now if n not in names]
+        changes.append(f"fitted to {source.format_duration(target_ms)}: guided part "
+                       f"{source.format_duration(_whole_s(length, False))}; holds, reps and rounds scaled within "
+                       f"their safe ranges" + (f"; dropped {', '.join(dropped)}" if dropped else "")
+                       + (f"; added {', '.join(added)}" if added else ""))
+        return fitted
+    shortest = length_of(_scale_routine(shorter[-1], -1.0, True))
+    longest = length_of(_scale_routine(longer[-1], 1.0, True))
+    lo, hi = source.format_duration(_whole_s(shortest, True)), source.format_duration(_whole_s(longest, False))
+    target = source.format_duration(target_ms)
+    problem = (f"cannot fit this routine into {target}: its guided part can last from {lo} to {hi}, keeping every "
+               f"hold, rep and round within its safe range, leaving out optional stretches or adding library ones")
+    if low <= longest and shortest <= high:
+        problem += f", but no combination lands within 3% of {target}"
+    raise UserError(problem, f"Choose a length from {lo} to {hi}, or change the routine's stretches")

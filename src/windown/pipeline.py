@@ -44,8 +44,17 @@ class Result:
 
 
 def prepare(name: str, profile: personalise.Profile | None = None) -> tuple[routine.Routine, list[str]]:
-    """Load and personalise: the routine as this person will hear it, plus what changed and why."""
-    return personalise.personalise(routine.load(name), profile or personalise.Profile())
+    """Load and personalise: the routine as this person will hear it, plus what changed and why.
+
+    A target length is fitted against the real timeline (real clip lengths), so it holds in the MP3.
+    """
+    return personalise.personalise(routine.load(name), profile or personalise.Profile(), guided_ms)
+
+
+def guided_ms(r: routine.Routine) -> int:
+    """The length of the guided part (up to the end of the closing words), from the placed timeline."""
+    p = plan(r)
+    return int(p.timeline.ms(p.timeline.end))
 
 
 def plan(r: routine.Routine, changes: list[str] | None = None, *, cache_dir: Path | None = None,
