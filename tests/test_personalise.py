@@ -587,3 +587,13 @@ def test_issue_done_when(tmp_path):
     assert titles[0] == "Welcome" and titles[-1] == "Sleep"
     assert not set(titles) & KNEELING_OR_PRONE
     assert not {c["chapter"] for c in sheet["cues"]} & KNEELING_OR_PRONE
+
+
+def test_a_track_that_cannot_end_lying_down_invites_the_listener_to_lie_down(tone_engine, tmp_path):
+    path = write(tmp_path / "r.yaml", "title: Sitting\nsteps:\n  - stretch: seated-forward-bend\n    hold: 20s\n")
+    p = pipeline.plan(personalise.personalise(routine.load(str(path)), personalise.Profile(flags={"seed": 2}))[0])
+    texts = [e.text for e in p.timeline.events if e.kind == "speech"]
+    assert texts[-2] in library.phrases()["lie_down"] and texts[-1] in library.phrases()["closing"]
+    lying = write(tmp_path / "l.yaml", "title: Lying\nsteps:\n  - stretch: knee-to-chest\n    hold: 20s\n")
+    p = pipeline.plan(personalise.personalise(routine.load(str(lying)), personalise.Profile(flags={"seed": 2}))[0])
+    assert not set(e.text for e in p.timeline.events) & set(library.phrases()["lie_down"])

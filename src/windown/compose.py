@@ -22,6 +22,7 @@ CHIME_MS = 4000  # time a chime step takes before the next item (its ring carrie
 END_ZONE_MS = 10_000  # "ten more seconds" (or a soft chime in bedtime mode) this long before a hold ends
 CUE_MARGIN_MS = 1500  # no cue may still be speaking this close to the end of its hold
 SIDES = ("right", "left")
+LYING = ("supine", "prone", "wall")  # positions the closing words can say "stay lying down" after
 
 
 @dataclass(frozen=True)
@@ -150,9 +151,16 @@ class Composer:
             elif isinstance(step, BreatheStep):
                 self.breathe(step)
         self.add(Chapter("Sleep"))
+        if not self.ends_lying_down():
+            self.say(self.phrase("lie_down"), 0, SECTION_GAP_MS * 3)
         self.say(self.phrase("closing"), 0, gap_after_ms=0)
         self.set_rates()
         return self.script
+
+    def ends_lying_down(self) -> bool:
+        """True when the last stretch leaves the listener lying down (or there are no stretches)."""
+        stretches = [s for s in self.routine.steps if isinstance(s, StretchStep)]
+        return not stretches or stretches[-1].stretch.position in LYING
 
     def set_rates(self) -> None:
         """Every cue gets its rate; in bedtime mode the voice eases about 10% slower over the second half."""
