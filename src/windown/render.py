@@ -14,7 +14,8 @@ from typing import Callable, Iterator
 import numpy as np
 
 from windown import ambient, loudness
-from windown.speech.clips import VOICE_LUFS, limiter_gain
+from windown.loudness import limiter_gain
+from windown.speech.clips import VOICE_LUFS
 from windown.timeline import Event, Timeline
 
 BLOCK_FRAMES = 1 << 18  # about 6 s at 44.1 kHz: small enough for flat memory, big enough for numpy

@@ -53,45 +53,4 @@ def level(samples: np.ndarray, sample_rate: int) -> np.ndarray:
         rms = float(np.sqrt(np.mean(samples.astype(np.float64) ** 2)))
         lufs = 20 * np.log10(max(rms, 1e-9)) - 0.691 + 3.0
     out = samples * np.float32(10 ** ((VOICE_LUFS - lufs) / 20))
-    return soft_limit(out, sample_rate).astype(np.float32)
-
-
-def soft_limit(samples: np.ndarray, sample_rate: int, ceiling: float = PEAK_CEILING) -> np.ndarray:
-    """Tame peaks above the ceiling without clipping (see `limiter_gain`)."""
-    return samples * limiter_gain(np.abs(samples), sample_rate, ceiling)
-
-
-def limiter_gain(magnitude: np.ndarray, sample_rate: int, ceiling: float) -> np.ndarray | float:
-    """Lookahead gain reduction: a running minimum of the needed gain over 20 ms, then a 10 ms average.
-
-    The averaged gain never exceeds the needed gain at any sample, so peaks stay under the ceiling
-    without clipping, and the gain moves slowly enough not to click. 1.0 when nothing is too loud.
-    """
-    if magnitude.max(initial=0.0) <= ceiling:
-        return 1.0
-    needed = np.minimum(1.0, ceiling / np.maximum(magnitude, 1e-12))
-    width = max(3, sample_rate // 100)
-    gain = moving_mean(running_min(needed, 2 * width + 1), width)
-    return np.minimum(gain, needed)
-
-
-def running_min(x: np.ndarray, window: int) -> np.ndarray:
-    """Centred minimum over `window` samples (odd), edges padded with the edge value: van Herk's
-    method, prefix and suffix minima within blocks of the window's size, so cost is linear."""
-    half = window // 2
-    padded = np.concatenate([np.full(half, x[0]), x, np.full(half + window, x[-1])])
-    blocks = len(padded) // window
-    padded = padded[: blocks * window].reshape(blocks, window)
-    prefix = np.minimum.accumulate(padded, axis=1).ravel()
-    suffix = np.minimum.accumulate(padded[:, ::-1], axis=1)[:, ::-1].ravel()
-    i = np.arange(len(x))
-    return np.minimum(suffix[i], prefix[i + window - 1])
-
-
-def moving_mean(x: np.ndarray, window: int) -> np.ndarray:
-    """Centred moving average over `window` samples, edges padded with the edge value."""
-    half = window // 2
-    padded = np.concatenate([np.full(half, x[0]), x, np.full(window - half, x[-1])])
-    sums = np.cumsum(padded, dtype=np.float64)
-    sums = np.concatenate([[0.0], sums])
-    return ((sums[window:window + len(x)] - sums[:len(x)]) / window).astype(x.dtype)
+    return loudness.soft_limit(out, sample_rate, PEAK_CEILING).astype(np.float32)
