@@ -99,6 +99,9 @@ def _range(unit: str):
 
 
 STRETCH_KEYS_HELP = "See `windown schema` for the stretch format"
+STRETCH_KEYS = ("id", "name", "about", "position", "in_bed", "kind", "sides", "hold", "reps", "rounds", "rest",
+                "settle", "tags", "props", "optional", "setup", "brief", "start", "cues", "inhale", "exhale",
+                "release", "switch", "easier")
 
 
 def read_stretch(mapping: Any, path: str, *, base: Stretch | None = None, line: int = 0) -> Stretch:
@@ -107,6 +110,7 @@ def read_stretch(mapping: Any, path: str, *, base: Stretch | None = None, line: 
         raise RoutineError(f"a stretch must be a mapping, not {source.kind_of(mapping)}", STRETCH_KEYS_HELP,
                            path=path, line=line)
     f = Fields(mapping, path, "a stretch")
+    f.expect(STRETCH_KEYS)
     b = base
     words = source.texts(MAX_CUE_CHARS)
 

@@ -6,7 +6,9 @@ Loading is safe (no Python tags), bounded (file size, node count, depth) and nev
 
 from __future__ import annotations
 
+import datetime
 import difflib
+import math
 import os
 import re
 from pathlib import Path
@@ -19,6 +21,7 @@ from windown.errors import RoutineError
 MAX_FILE_BYTES = 256 * 1024
 MAX_NODES = 20_000  # also stops "billion laughs" alias bombs, counted after expansion
 MAX_DEPTH = 30
+_MERGE = "tag:yaml.org,2002:merge"
 
 
 class Map(dict):
@@ -67,6 +70,8 @@ def load(path: str | os.PathLike, text: str | bytes | None = None, *, max_bytes:
         if len(raw) > max_bytes:
             raise RoutineError(f"the file is too large ({len(raw)} bytes; the limit is {max_bytes})",
                                "A routine is a short text file; check that this is the right file", path=name)
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise RoutineError("the file is UTF-16 text, not UTF-8", "Save it as UTF-8 in your editor", path=name, line=1)
     if b"\x00" in raw:
         line = raw[: raw.index(b"\x00")].count(b"\n") + 1
         raise RoutineError("the file holds binary data, not text",
@@ -79,18 +84,52 @@ def load(path: str | os.PathLike, text: str | bytes | None = None, *, max_bytes:
                            "Save it as UTF-8 in your editor", path=name, line=line) from None
     try:
         node = yaml.compose(decoded, Loader=yaml.SafeLoader)
+    except RecursionError:  # PyYAML composes nested values recursively
+        raise RoutineError(f"values are nested more than {MAX_DEPTH} levels deep",
+                           "Flatten the structure; see `windown init` for the routine layout",
+                           path=name, line=_too_deep_line(decoded)) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
         problem = (exc.problem or exc.context or "malformed YAML").strip()
-        raise RoutineError(f"malformed YAML: {problem}",
-                           "Check the indentation and quoting on this line and the one before",
-                           path=name, line=line) from None
+        hint = "Check the indentation and quoting on this line and the one before"
+        context = exc.context_mark if exc.context and exc.problem else None
+        if "'\\t'" in problem:
+            problem, hint = "a tab where YAML needs spaces", "Indent with spaces, not tabs"
+        elif problem == "but found another document":
+            problem, hint = "the file holds more than one YAML document (a second '---')", "Keep one routine per file"
+        elif context and "quoted scalar" in exc.context and "end of stream" in problem:
+            problem, hint, line = "a quote is opened and never closed", "Close the quote", context.line + 1
+        elif context and mark and context.line != mark.line:
+            problem += f" ({exc.context.strip()} that starts on line {context.line + 1})"
+        raise RoutineError(f"malformed YAML: {problem}", hint, path=name, line=line) from None
+    except yaml.reader.ReaderError as exc:  # a character YAML does not allow in text
+        line = decoded[: exc.position].count("\n") + 1
+        code = exc.character if isinstance(exc.character, int) else ord(str(exc.character)[:1] or " ")
+        raise RoutineError(f"the file holds a control character (U+{code:04X})",
+                           "Delete it; a routine is plain text", path=name, line=line) from None
     except yaml.YAMLError as exc:
-        raise RoutineError(f"malformed YAML: {exc}", "Check the file's syntax", path=name) from None
+        raise RoutineError(f"malformed YAML: {str(exc).splitlines()[0]}", "Check the file's syntax",
+                           path=name) from None
     if node is None:
         return None
     return _Builder(name).build(node, 0)
+
+
+def _too_deep_line(decoded: str) -> int | None:
+    """The line where nesting first goes deeper than MAX_DEPTH (the parser, unlike the composer, is not recursive)."""
+    depth = 0
+    try:
+        for event in yaml.parse(decoded, Loader=yaml.SafeLoader):
+            if isinstance(event, yaml.CollectionStartEvent):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    return event.start_mark.line + 1
+            elif isinstance(event, yaml.CollectionEndEvent):
+                depth -= 1
+    except yaml.YAMLError:
+        pass
+    return None
 
 
 class _Builder:
@@ -100,6 +139,8 @@ class _Builder:
         self.path = path
         self.count = 0
         self.constructor = yaml.SafeLoader("")
+        self.explicit: dict[int, set[int]] = {}  # mapping node -> its own key nodes (not merged in by <<)
+        self.sizes: dict[int, int] = {}  # mapping node -> its number of keys once merges are expanded
 
     def build(self, node: yaml.Node, depth: int) -> Any:
         self.count += 1
@@ -112,13 +153,28 @@ class _Builder:
             raise RoutineError(f"values are nested more than {MAX_DEPTH} levels deep",
                                "Flatten the structure; see `windown init` for the routine layout",
                                path=self.path, line=line)
+        if node.tag not in self.constructor.yaml_constructors:
+            tag = node.tag.replace("tag:yaml.org,2002:", "!!")
+            raise RoutineError(f"unsupported YAML tag {shown(tag)}", "Write plain text, numbers or durations",
+                               path=self.path, line=line)
         if isinstance(node, yaml.MappingNode):
             out = Map(line)
-            self.constructor.flatten_mapping(node)
+            if id(node) not in self.explicit:
+                self.explicit[id(node)] = {id(k) for k, _ in node.value if k.tag != _MERGE}
+                self.merged_size(node)  # before expanding, so merge keys (<<) cannot blow up
+                self.constructor.flatten_mapping(node)
+            explicit = self.explicit[id(node)]
+            written: dict[str, int] = {}  # key -> the key node that wrote it here (merged keys may be overridden)
             for key_node, value_node in node.value:
                 key = self.build(key_node, depth + 1)
                 if not isinstance(key, str):
                     key = str(key)
+                if id(key_node) in explicit:
+                    if written.get(key, id(key_node)) != id(key_node):
+                        raise RoutineError(f"the key {shown(key)} is written twice (first on line "
+                                           f"{out.key_lines[key]})", "Keep only one of them",
+                                           path=self.path, line=key_node.start_mark.line + 1)
+                    written[key] = id(key_node)
                 out[key] = self.build(value_node, depth + 1)
                 out.key_lines[key] = key_node.start_mark.line + 1
                 out.value_lines[key] = value_node.start_mark.line + 1
@@ -134,9 +190,34 @@ class _Builder:
         except yaml.constructor.ConstructorError as exc:
             raise RoutineError(f"unsupported value: {exc.problem}", "Write plain text, numbers or durations",
                                path=self.path, line=line) from None
-        except ValueError as exc:
-            raise RoutineError(f"unreadable value: {exc}", "Write plain text, numbers or durations",
+        except Exception as exc:  # PyYAML's constructors fail in many ways on a value that does not fit its tag
+            detail = str(exc).splitlines()[0] if isinstance(exc, ValueError) and str(exc) else \
+                f"it is not a valid {node.tag.replace('tag:yaml.org,2002:', '!!')}"
+            raise RoutineError(f"unreadable value: {detail}", "Write plain text, numbers or durations",
                                path=self.path, line=line) from None
+
+    def merged_size(self, node: yaml.MappingNode) -> int:
+        """How many keys `node` holds once its merge keys (<<) are expanded, counted without expanding them."""
+        if id(node) in self.sizes:
+            return self.sizes[id(node)]
+        self.sizes[id(node)] = 0  # a mapping that merges itself adds nothing more
+        size = 0
+        for key_node, value_node in node.value:
+            if key_node.tag != _MERGE:
+                size += 1
+                continue
+            merged = value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
+            for sub in merged:
+                if not isinstance(sub, yaml.MappingNode):
+                    raise RoutineError("a merge key (<<) must name a mapping or a list of mappings",
+                                       "Write the keys out in full", path=self.path, line=sub.start_mark.line + 1)
+                size += self.merged_size(sub)
+            if size > MAX_NODES:
+                raise RoutineError(f"the document expands to more than {MAX_NODES} values",
+                                   "Remove repeated YAML merges (<<: *name); a routine needs far fewer values",
+                                   path=self.path, line=key_node.start_mark.line + 1)
+        self.sizes[id(node)] = size
+        return size
 
 
 def closest(word: str, choices: Iterable[str]) -> str:
@@ -158,7 +239,7 @@ def parse_duration_ms(value: Any) -> int | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, (int, float)):
-        if value != value or value in (float("inf"), float("-inf")):
+        if isinstance(value, float) and not math.isfinite(value * 1000):
             return None
         return round(value * 1000)
     if not isinstance(value, str):
@@ -168,9 +249,11 @@ def parse_duration_ms(value: Any) -> int | None:
         inner = parse_duration_ms(text[1:])
         return None if inner is None else -inner
     try:
-        return round(float(text) * 1000)
+        seconds = float(text)
     except ValueError:
         pass
+    else:
+        return round(seconds * 1000) if math.isfinite(seconds * 1000) else None
     match = _DURATION.match(text)
     if not match or not text:
         return None
@@ -179,15 +262,18 @@ def parse_duration_ms(value: Any) -> int | None:
     for unit, scale in (("h", 3_600_000), ("m", 60_000), ("s", 1000), ("ms", 1)):
         if parts[unit] is not None:
             total += float(parts[unit]) * scale
-    return round(total)
+    return round(total) if math.isfinite(total) else None
 
 
 def format_duration(ms: int) -> str:
-    """Milliseconds as the shortest duration text a person would write (1m30s)."""
+    """Milliseconds as the shortest duration text a person would write (1m30s, 1h30m)."""
     seconds, rest = divmod(int(ms), 1000)
+    if rest:
+        return f"{ms / 1000:g}s"
+    hours, seconds = divmod(seconds, 3600)
     minutes, seconds = divmod(seconds, 60)
-    text = (f"{minutes}m" if minutes else "") + (f"{seconds}s" if seconds or not minutes else "")
-    return text if not rest else f"{ms / 1000:g}s"
+    text = (f"{hours}h" if hours else "") + (f"{minutes}m" if minutes else "") + (f"{seconds}s" if seconds else "")
+    return text or "0s"
 
 
 class Fields:
@@ -218,11 +304,16 @@ class Fields:
         self.seen.add(key)
         return read(self.map[key], self, key)
 
+    def expect(self, keys: Iterable[str]) -> None:
+        """Reject unknown keys up front, so a misspelt required key is named as a typo, not as missing."""
+        self.known.extend(k for k in keys if k not in self.known)
+        self.finish()
+
     def finish(self) -> None:
         for key in self.map:
             if key not in self.known:
                 hint = closest(key, self.known) or "Known keys: " + ", ".join(self.known)
-                raise RoutineError(f"unknown key '{key}' in {self.what}", hint,
+                raise RoutineError(f"unknown key {shown(key)} in {self.what}", hint,
                                    path=self.path, line=self.map.key_lines.get(key, self.map.line))
 
 
@@ -269,11 +360,11 @@ def duration(min_ms: int = 1, max_ms: int = 3 * 3_600_000) -> Callable[[Any, Fie
     def read(value: Any, f: Fields, key: str) -> int:
         ms = parse_duration_ms(value)
         if ms is None:
-            raise f.error(key, f"'{key}' is not a duration: {value!r}", DURATION_HINT)
+            raise f.error(key, f"'{key}' is not a duration: {shown(value)}", DURATION_HINT)
         if ms <= 0 and min_ms > 0:
-            raise f.error(key, f"'{key}' must be longer than zero (got {value!r})", DURATION_HINT)
+            raise f.error(key, f"'{key}' must be longer than zero (got {shown(value)})", DURATION_HINT)
         if ms < min_ms:
-            raise f.error(key, f"'{key}' cannot be negative (got {value!r})", DURATION_HINT)
+            raise f.error(key, f"'{key}' cannot be negative (got {shown(value)})", DURATION_HINT)
         if ms > max_ms:
             raise f.error(key, f"'{key}' is far too long ({format_duration(ms)}; the limit is "
                           f"{format_duration(max_ms)})", "Check the units: 30s is thirty seconds, 30m is half an hour")
@@ -287,7 +378,7 @@ def whole(min_value: int = 1, max_value: int = 1000) -> Callable[[Any, Fields, s
             if isinstance(value, float) and value.is_integer():
                 value = int(value)
             else:
-                raise f.error(key, f"'{key}' must be a whole number, not {value!r}",
+                raise f.error(key, f"'{key}' must be a whole number, not {shown(value)}",
                               f"Write a number from {min_value} to {max_value}")
         if not min_value <= value <= max_value:
             raise f.error(key, f"'{key}' must be from {min_value} to {max_value} (got {value})",
@@ -305,7 +396,7 @@ def number(min_value: float, max_value: float, unit: str = "") -> Callable[[Any,
             except ValueError:
                 pass
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
-            raise f.error(key, f"'{key}' must be a number, not {value!r}",
+            raise f.error(key, f"'{key}' must be a number, not {shown(value)}",
                           f"Write a number from {min_value:g} to {max_value:g}{(' ' + unit) if unit else ''}")
         if not min_value <= value <= max_value:
             raise f.error(key, f"'{key}' must be from {min_value:g} to {max_value:g}{(' ' + unit) if unit else ''} "
@@ -321,14 +412,14 @@ def choice(options: Iterable[str]) -> Callable[[Any, Fields, str], str]:
         if not isinstance(value, str) or value not in options:
             hint = (closest(value, options) + " " if isinstance(value, str) else "") + \
                 "Choose one of: " + ", ".join(options)
-            raise f.error(key, f"'{key}' cannot be {value!r}", hint.strip())
+            raise f.error(key, f"'{key}' cannot be {shown(value)}", hint.strip())
         return value
     return read
 
 
 def flag(value: Any, f: Fields, key: str) -> bool:
     if not isinstance(value, bool):
-        raise f.error(key, f"'{key}' must be true or false, not {value!r}", "Write true or false")
+        raise f.error(key, f"'{key}' must be true or false, not {shown(value)}", "Write true or false")
     return value
 
 
@@ -345,7 +436,7 @@ def tags(known: Iterable[str]) -> Callable[[Any, Fields, str], list[str]]:
             word = str(item).strip()
             if word not in known:
                 hint = closest(word, known) or "Choose from: " + ", ".join(known)
-                raise f.error(key, f"'{key}' has an unknown entry '{word}'", hint)
+                raise f.error(key, f"'{key}' has an unknown entry {shown(word)}", hint)
             out.append(word)
         return out
     return read
@@ -362,4 +453,17 @@ def kind_of(value: Any) -> str:
         return "nothing"
     if isinstance(value, (int, float)):
         return f"the number {value}"
-    return repr(value)
+    if isinstance(value, datetime.date):
+        return f"the date {value.isoformat()}"
+    return _short(repr(value))
+
+
+def shown(value: Any) -> str:
+    """A value quoted in a message: text and numbers as written, other values by their kind; one short line."""
+    if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+        return _short(repr(value))
+    return kind_of(value)
+
+
+def _short(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
