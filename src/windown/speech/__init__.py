@@ -107,6 +107,13 @@ def speak(requests: list[Request], engine: Engine, voice: str, *, routine_path: 
         for rate, keys in by_rate.items():
             texts = [k[0] for k in keys]
             results = engine.synthesize(texts, voice, rate, Path(tmp))
+            failed = [i for i, r in enumerate(results) if isinstance(r, Exception)]
+            if failed:  # one more try in a fresh call: pyttsx3's Linux driver drops a file now and then
+                retry_dir = Path(tmp) / f"retry-{rate}"
+                retry_dir.mkdir()
+                retried = engine.synthesize([texts[i] for i in failed], voice, rate, retry_dir)
+                for i, result in zip(failed, retried):
+                    results[i] = result
             for key, result in zip(keys, results):
                 req = wanted[key]
                 if isinstance(result, Exception):
@@ -128,6 +135,11 @@ def _short(text: str, limit: int = 60) -> str:
 
 
 def default_workers() -> int:
+    """Synthesis workers: one per core, or $WINDOWN_SPEECH_WORKERS (batch sets it so that parallel
+    jobs share the cores rather than each taking all of them)."""
+    override = os.environ.get("WINDOWN_SPEECH_WORKERS", "")
+    if override.isdigit() and int(override) > 0:
+        return int(override)
     return max(1, os.cpu_count() or 1)
 
 
