@@ -78,7 +78,8 @@ def personal_options(func):
         click.option("--length", callback=_duration, help="Target length of the guided part, e.g. 15m."),
         click.option("--avoid", callback=_tags, help="Tags to avoid, comma-separated (kneeling,prone,...)."),
         click.option("--exclude", callback=_tags, help="Stretch ids to leave out, comma-separated."),
-        click.option("--in-bed", "in_bed_only", is_flag=True, default=None, help="Only stretches done lying in bed."),
+        click.option("--in-bed/--not-only-in-bed", "in_bed_only", default=None,
+                     help="Only stretches done lying in bed (or lift a profile's in_bed_only)."),
         click.option("--bedtime/--no-bedtime", default=None, help="Bedtime mode: no progress talk, chimes "
                      "instead of countdowns, a slower voice towards the end."),
         click.option("--order", type=click.Choice(routine.ORDERS), help="auto groups stretches by position."),
@@ -108,6 +109,9 @@ def profile_from(opts: dict) -> personalise.Profile:
 
         flags["ambient.sound"] = sound if sound in ambient.BED_NAMES else str(Path(sound).expanduser().resolve()) \
             if Path(sound).expanduser().exists() else sound
+    if flags.get("length_ms") is not None and flags["length_ms"] < 60_000:
+        raise UserError(f"--length must be at least 1m (got {source.format_duration(flags['length_ms'])})",
+                        "Give the guided part's length, e.g. --length 15m")
     for key in ("avoid",):
         if flags.get(key):
             bad = [t for t in flags[key] if t not in library.TAGS]
@@ -123,14 +127,7 @@ def profile_from(opts: dict) -> personalise.Profile:
 
 
 def personalised(name: str, opts: dict) -> tuple[routine.Routine, list[str]]:
-    r = routine.load(name)
-    profile = profile_from(opts)
-
-    def measure(candidate: routine.Routine) -> int:
-        p = pipeline.plan(candidate)
-        return int(p.timeline.ms(p.timeline.end))
-
-    return personalise.personalise(r, profile, measure)
+    return pipeline.prepare(name, profile_from(opts))
 
 
 @cli.command()
@@ -325,6 +322,171 @@ def sounds(preview, output, seconds):
         click.echo(f"{name:12s} {description}")
 
 
+def _stdout_color() -> bool:
+    return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+
+
+_STATUS_COLOURS = {"built": "green", "skipped": None, "failed": "red"}
+
+
+@cli.command()
+@click.argument("sources", nargs=-1, metavar="[ROUTINE | BATCH-FILE]...")
+@click.option("-o", "--output-dir", type=click.Path(file_okay=False), default="output", show_default=True,
+              help="The shelf: the folder the tracks go into.")
+@click.option("-j", "--jobs", "workers", type=click.IntRange(1, 512), metavar="N",
+              help="Tracks to build at once (default: the number of cores).")
+@click.option("--force", is_flag=True, help="Rebuild every track, changed or not.")
+@click.option("--all-presets", is_flag=True, help="Add a job for every built-in preset.")
+@click.option("--scheduler", metavar="ADDRESS", help="Build on a Dask cluster, e.g. tcp://10.0.0.5:8786 "
+              "(needs windown[dask]; workers need no shared disk).")
+@click.option("--playlist", type=click.Path(dir_okay=False), help="The playlist to write (default: "
+              "<output-dir>/playlist.m3u).")
+@click.option("--no-playlist", is_flag=True, help="Do not write a playlist.")
+@personal_options
+@click.option("--loudness", type=click.FloatRange(-30, -10), help="Integrated loudness target in LUFS (default -18).")
+@click.option("--bitrate", type=click.IntRange(32, 320), help="Constant bitrate in kb/s instead of VBR.")
+@click.option("--quality", type=click.IntRange(0, 9), help="VBR quality, 0 best to 9 smallest (default 4).")
+@click.option("--mono", is_flag=True, help="One channel: half the size.")
+@click.pass_obj
+def batch(ctx, sources, output_dir, workers, force, all_presets, scheduler, playlist, no_playlist, loudness, bitrate,
+          quality, mono, **opts):
+    """Build many tracks at once: routine files, preset names and batch files.
+
+    Tracks whose inputs are unchanged (routine, profile, settings, engine and voice, windown's
+    version) are skipped; each track's input fingerprint is kept beside it in <name>.fingerprint.
+    Settings given here apply to every job; a batch file's own settings win over them. A failing
+    job does not stop the others; the exit code is 1 if any failed. The table of results goes to
+    stdout, progress to stderr. Finally the shelf's playlist (.m3u) is written.
+
+    A batch file is a YAML list of jobs; each is a routine (file or preset) or a mapping with
+    `routine` plus `output` (the file name; default <routine>[-<name>].mp3), `profile`, any
+    routine setting (pace, length, ambient, voice, name, ...) and loudness, bitrate, quality,
+    mono. A mapping with `defaults` and `jobs` sets keys for every job. Paths are relative to
+    the batch file.
+
+    \b
+    Examples:
+      windown batch --all-presets -o output/
+      windown batch bedtime-lower-back gentle.yaml --pace slow -j 2
+      windown batch shelf.yaml --force
+      windown batch shelf.yaml --scheduler tcp://127.0.0.1:8786
+
+    \b
+    A batch file:
+      - bedtime-lower-back
+      - routine: routines/evening.yaml
+        output: evening-anna
+        profile: profiles/anna.yaml
+        length: 15m
+        ambient: rain
+    """
+    from windown import batch as batching
+    from windown.errors import BuildError
+
+    if bitrate is not None and quality is not None:
+        raise UserError("--bitrate and --quality cannot be used together", "Choose one of them")
+    encoding = {k: v for k, v in (("loudness_lufs", loudness), ("bitrate_kbps", bitrate), ("quality", quality),
+                                  ("mono", mono or None)) if v is not None}
+    profile = profile_from(opts)  # checks the flags and an explicit --profile now, before any job
+    flags = {k: v for k, v in profile.flags.items() if v is not None}
+    jobs = []
+    for name in sources:
+        if batching.is_batch_file(name):
+            jobs += batching.read_batch_file(name, output_dir, profile=opts.get("profile"), overrides=flags,
+                                             **encoding)
+        else:
+            jobs += batching.jobs_for([name], output_dir, profile=opts.get("profile"), overrides=flags, **encoding)
+    if all_presets:
+        jobs += batching.jobs_for(library.preset_names(), output_dir, profile=opts.get("profile"), overrides=flags,
+                                  **encoding)
+    if not jobs:
+        raise UserError("nothing to build", "Name routine files, presets or a batch file, or add --all-presets")
+
+    finished = []
+
+    def on_event(kind: str, job, detail: str) -> None:
+        if kind == "queued":
+            if ctx.verbose:
+                note(ctx, f"building {job.output}: {detail}")
+            return
+        finished.append(job)
+        line = f"[{len(finished)}/{len(jobs)}] {kind} {job.output}"
+        note(ctx, line + (f": {detail}" if kind == "failed" else ""))
+
+    if ctx.verbose:
+        where = f"on {scheduler}" if scheduler else f"with up to {workers or batching.default_workers()} at once"
+        note(ctx, f"{len(jobs)} jobs into {output_dir}/ {where}")
+    outcomes = batching.run(jobs, workers=workers, force=force, scheduler=scheduler, on_event=on_event)
+
+    colour = _stdout_color()
+    width = max(len(str(o.job.output)) for o in outcomes)
+    for o in outcomes:
+        if o.duration_s is not None:
+            minutes, seconds = divmod(int(round(o.duration_s)), 60)
+            length = f"{minutes}:{seconds:02d}"
+        else:
+            length = "-"
+        detail = {"built": f"built in {o.seconds:.0f}s", "skipped": "unchanged"}.get(o.status, o.reason)
+        status = click.style(f"{o.status:8s}", fg=_STATUS_COLOURS[o.status]) if colour else f"{o.status:8s}"
+        click.echo(f"{status} {str(o.job.output):{width}s} {length:>6s}  {detail}", color=colour)
+    counts = {s: sum(o.status == s for o in outcomes) for s in ("built", "skipped", "failed")}
+    summary = (f"{len(outcomes)} track{'s' if len(outcomes) != 1 else ''}: {counts['built']} built, "
+               f"{counts['skipped']} skipped, {counts['failed']} failed")
+    playlist_error = None
+    if not no_playlist:
+        try:
+            summary += f"; playlist {batching.write_playlist(output_dir, playlist)}"
+        except UserError as exc:
+            playlist_error = exc
+    click.echo(summary)
+    if counts["failed"]:
+        if playlist_error:
+            note(ctx, str(playlist_error))
+        raise BuildError(f"{counts['failed']} of {len(outcomes)} job{'s' if len(outcomes) != 1 else ''} failed",
+                         "Their reasons are in the table above")
+    if playlist_error:
+        raise playlist_error
+
+
+@cli.command()
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--force", is_flag=True, help="Overwrite FILE if it exists.")
+def init(file, force):
+    """Write a commented starter routine to FILE, ready to edit and build.
+
+    \b
+    Example:
+      windown init my-routine.yaml && windown build my-routine.yaml
+    """
+    from windown import atomic
+
+    path = Path(file)
+    if path.exists() and not force:
+        raise UserError("the file already exists", "Choose another name, or add --force to overwrite it", path=path)
+    if not path.parent.is_dir():
+        raise UserError("its folder does not exist", "Create the folder first, or choose another place",
+                        path=path.parent)
+    atomic.write_text(path, routine.STARTER.format(name=path.name))
+    click.echo(str(path))
+
+
+# Durations: 30s, 1m30s, 5m, 1h, 250ms, or a number of seconds (source.parse_duration_ms).
+
+
+@cli.command()
+def schema():
+    """Print a JSON Schema (draft 2020-12) of the routine format, for completion in editors.
+
+    Save it beside your routines and point yaml-language-server at it with a first line
+    `# yaml-language-server: $schema=windown.schema.json` in the routine.
+
+    \b
+    Example:
+      windown schema > windown.schema.json
+    """
+    click.echo(json.dumps(routine.schema(), indent=2))
+
+
 def main() -> None:
     """Entry point: run the CLI, turning every known failure into one line and an exit code."""
     def on_term(signum, frame):
@@ -342,10 +504,10 @@ def main() -> None:
         exc.show()
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
-        click.echo("interrupted; nothing was written", err=True)
+        click.echo("interrupted; no partial file was written", err=True)
         sys.exit(130)
     except Interrupted:
-        click.echo("stopped; nothing was written", err=True)
+        click.echo("stopped; no partial file was written", err=True)
         sys.exit(143)
     except BrokenPipeError:
         sys.exit(0)

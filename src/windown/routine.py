@@ -163,11 +163,11 @@ def parse(doc: Any, path: str) -> Routine:
                            "Start from `windown init routine.yaml`", path=path, line=getattr(doc, "line", 1))
     f = Fields(doc, path, "the routine")
     title = f.get("title", source.text(120))
-    if title is None:
-        raise f.error(None, "the routine needs a 'title'", "Add e.g. `title: Bedtime stretches`")
     steps_raw = f.get("steps", lambda v, ff, k: v)
     settings, set_keys = read_settings(f, Settings())
-    f.finish()
+    f.finish()  # first, so that a misspelt 'title' or 'steps' is named as such
+    if title is None:
+        raise f.error(None, "the routine needs a 'title'", "Add e.g. `title: Bedtime stretches`")
     if steps_raw is None:
         raise f.error(None, "the routine needs 'steps'", "Add a list of steps; see `windown init`")
     if not isinstance(steps_raw, Seq):
@@ -179,7 +179,28 @@ def parse(doc: Any, path: str) -> Routine:
         raise f.error("steps", f"the routine has {len(steps_raw)} steps (the limit is {MAX_STEPS})",
                       "Split it into several routines")
     steps = tuple(read_step(item, path, line) for item, line in zip(steps_raw, steps_raw.item_lines))
+    total_ms = sum(_rough_ms(step, settings.breathing) for step in steps)
+    if total_ms > MAX_TRACK_MS:
+        hours = f"{total_ms / 3_600_000:.1f}".removesuffix(".0")
+        raise f.error("steps", f"the routine would run for about {hours} hours; the limit is "
+                      f"{MAX_TRACK_MS // 3_600_000} hours",
+                      "Shorten the holds and pauses, or split it into several routines")
     return Routine(title=title, path=path, steps=steps, settings=settings, set_keys=frozenset(set_keys))
+
+
+def _rough_ms(step: Step, breathing: Breathing) -> int:
+    """The time a step's holds, breaths and pauses take as written (talk, settling and pace not counted)."""
+    if isinstance(step, PauseStep):
+        return step.pause_ms
+    if isinstance(step, BreatheStep):
+        return step.cycles * (step.breathing or breathing).cycle_ms
+    if not isinstance(step, StretchStep):
+        return 0
+    st = step.stretch
+    if st.kind in ("flow", "reps"):
+        return (step.rounds or step.reps or (st.rounds or st.reps).default) * breathing.cycle_ms
+    sides = 2 if (step.sides or st.sides) == "both" else 1
+    return (step.hold_ms or st.hold_ms.default) * (step.reps or st.reps.default) * sides
 
 
 def read_settings(f: Fields, base: Settings) -> tuple[Settings, set[str]]:
@@ -242,6 +263,9 @@ def _sub(value: Any, f: Fields, key: str) -> Fields:
 
 
 def _voice(value: Any, f: Fields, key: str) -> dict:
+    if isinstance(value, str) and value in ENGINES:  # `voice: espeak-ng` meant the engine
+        raise f.error(key, f"'{key}' must be a mapping, not {source.kind_of(value)}",
+                      f"Write `{key}: {{engine: {value}}}`")
     g = _sub(value, f, key)
     out = {}
     engine = g.get("engine", source.choice(ENGINES))
@@ -293,7 +317,7 @@ def _stretch_ids(value: Any, f: Fields, key: str) -> tuple[str, ...]:
 
 def _unknown_stretch(stretch_id: Any, path: str, line: int) -> RoutineError:
     hint = source.closest(str(stretch_id), library.all_ids())
-    return RoutineError(f"unknown stretch '{stretch_id}'",
+    return RoutineError(f"unknown stretch {source.shown(stretch_id)}",
                         (hint + " " if hint else "") + "Run `windown stretches` to list them",
                         path=path, line=line)
 
@@ -309,7 +333,7 @@ def read_step(item: Any, path: str, line: int) -> Step:
     if not kinds:
         first = next(iter(item))
         hint = source.closest(first, STEP_KINDS) or "Start each step with one of: " + ", ".join(STEP_KINDS)
-        raise RoutineError(f"unknown step '{first}'", hint, path=path, line=item.key_lines[first])
+        raise RoutineError(f"unknown step {source.shown(first)}", hint, path=path, line=item.key_lines[first])
     if len(kinds) > 1:
         raise RoutineError(f"one step names both '{kinds[0]}' and '{kinds[1]}'",
                            "Put each on its own line starting with '- '", path=path,
@@ -367,6 +391,9 @@ def read_step(item: Any, path: str, line: int) -> Step:
                       "Set 'rounds' or 'reps' instead, or change the breathing pattern")
     overrides["hold_ms"] = hold
     overrides["sides"] = f.get("sides", source.choice(library.SIDES))
+    if overrides["sides"] == "both" and stretch.kind in ("flow", "reps"):
+        raise f.error("sides", f"'{stretch.id}' is a {stretch.kind} paced by the breath, so it has no sides",
+                      "Remove 'sides', or use a stretch of kind hold")
     overrides["reps"] = f.get("reps", source.whole(1, 100))
     rounds = f.get("rounds", source.whole(1, 100))
     if rounds is not None and stretch.kind != "flow":
@@ -383,3 +410,169 @@ def _chime_value(value: Any, f: Fields, key: str) -> None:
     if value not in (None, True):
         raise f.error(key, f"'chime' takes no value (got {value!r})", "Write `- chime` on its own")
     return None
+
+
+STARTER = """\
+# A windown routine: what you will hear, in order. Build it with
+#     windown build {name}
+# Check it with `windown validate {name}`; list the stretches with `windown stretches`.
+# Durations are written 30s, 1m30s, 5m or as a number of seconds.
+#
+# Completion in your editor (yaml-language-server): run `windown schema > windown.schema.json`
+# beside this file, then delete the first "#" of the next line.
+## yaml-language-server: $schema=windown.schema.json
+
+title: My bedtime stretches
+
+# The voice: engine pyttsx3 (the default), espeak-ng or festival; rate in words per minute.
+voice: {{engine: pyttsx3, rate: 140}}
+
+# The breath pace for breathing steps and flowing stretches.
+breathing: {{inhale: 4s, exhale: 6s}}
+
+# The bed under the voice: brown-noise, pink-noise, rain, ocean, drone, none, or a sound file.
+ambient: {{sound: brown-noise, level: -20}}
+
+# Bedtime mode: no "pose 3 of 8" and no spoken countdowns; soft chimes instead.
+bedtime: true
+
+# How long the bed plays on after the last words, to fall asleep to.
+tail: 10m
+
+# More settings (remove the "# " to use one):
+# pace: slow              # slow, medium or brisk: scales holds, settling and transitions
+# instruction: brief      # full, brief or minimal: how much talk you hear
+# length: 15m             # fit the guided part to this length
+# avoid: [kneeling, prone]  # leave out (or ease) stretches with these tags
+# in_bed_only: true       # only stretches done lying in bed
+# order: auto             # group stretches by position
+
+steps:
+  - say: Welcome. Lie down comfortably, and let the day go.
+  - breathe: 3
+  - stretch: knee-to-chest
+    hold: 30s
+  - stretch: pelvic-tilts
+  - pause: 5s
+  - stretch: supine-twist
+  - chime
+  # A stretch of your own, written inline:
+  # - stretch:
+  #     id: overhead-reach
+  #     name: overhead reach
+  #     position: supine
+  #     in_bed: true
+  #     hold: 20s
+  #     setup: Lie on your back and reach both arms over your head.
+  #     release: Slowly bring your arms back down.
+"""
+
+
+DURATION_PATTERN = (r"^ *(?=[^ ])([0-9]+(\.[0-9]+)?|([0-9]+(\.[0-9]+)?[hH])? *([0-9]+(\.[0-9]+)?[mM](?![sS]))? *"
+                    r"([0-9]+(\.[0-9]+)?[sS])? *([0-9]+[mM][sS])?) *$")
+
+
+def schema() -> dict:
+    """A JSON Schema (draft 2020-12) of the routine format, for editors' completion and checking."""
+    from windown import ambient
+
+    ref = {name: {"$ref": f"#/$defs/{name}"} for name in ("duration", "text", "texts", "durationRange",
+                                                           "countRange", "stretch", "step")}
+
+    def obj(properties: dict, required: tuple = (), description: str = "") -> dict:
+        out = {"type": "object", "properties": properties, "additionalProperties": False}
+        if required:
+            out["required"] = list(required)
+        if description:
+            out["description"] = description
+        return out
+
+    def whole(low: int, high: int, description: str = "") -> dict:
+        return {"type": "integer", "minimum": low, "maximum": high, **({"description": description} if description
+                                                                        else {})}
+
+    def listed(names: list[str], description: str) -> dict:
+        return {"description": description, "anyOf": [{"type": "array", "items": {"enum": list(names)}},
+                                                      {"type": "string", "description": "comma-separated"}]}
+
+    flag = {"type": "boolean"}
+    level = {"description": "dB relative to the voice, -60 to 0",
+             "anyOf": [{"type": "number", "minimum": -60, "maximum": 0},
+                       {"type": "string", "pattern": r"^ *-?[0-9]+(\.[0-9]+)? *([dD][bB])? *$"}]}
+    sound = {"description": "a built-in bed or a sound file (relative to the routine)",
+             "anyOf": [{"enum": list(ambient.BED_NAMES)}, {"type": "string", "minLength": 1}]}
+    breath = {k: ref["duration"] for k in ("inhale", "exhale", "hold_in", "hold_out")}
+    stretch_words = {k: ref["texts"] for k in ("setup", "brief", "start", "cues", "inhale", "exhale", "release",
+                                               "switch")}
+    stretch_props = {
+        "id": {"type": "string", "minLength": 1, "maxLength": 60},
+        "name": {"type": "string", "minLength": 1, "maxLength": 80, "description": "spoken"},
+        "position": {"enum": list(library.POSITIONS)},
+        "in_bed": flag,
+        "kind": {"enum": list(library.KINDS)},
+        "sides": {"enum": list(library.SIDES)},
+        "hold": ref["durationRange"],
+        "reps": ref["countRange"],
+        "rounds": ref["countRange"],
+        "rest": ref["duration"],
+        "settle": ref["duration"],
+        "tags": {"type": "array", "items": {"enum": list(library.TAGS)}},
+        "props": {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string", "maxLength": 40}}]},
+        "optional": flag,
+        "about": {"type": "string", "maxLength": 400},
+        **stretch_words,
+    }
+    steps = [
+        {"const": "chime", "description": "a soft chime"},
+        obj({"say": ref["texts"]}, ("say",), "words to speak"),
+        obj({"pause": ref["duration"]}, ("pause",), "silence (the bed plays on)"),
+        obj({"chime": {"enum": [None, True]}}, ("chime",), "a soft chime"),
+        obj({"breathe": whole(1, 100, "breath cycles"), **breath}, ("breathe",), "paced breathing"),
+        obj({"stretch": {"anyOf": [{"enum": library.all_ids()}, ref["stretch"]],
+                         "description": "a library stretch id (`windown stretches`) or an inline stretch"},
+             "hold": ref["duration"], "sides": {"enum": list(library.SIDES)}, "reps": whole(1, 100),
+             "rounds": whole(1, 100), "settle": ref["duration"], "rest": ref["duration"],
+             "setup": ref["texts"], "cues": ref["texts"], "release": ref["texts"],
+             "name": {"type": "string", "minLength": 1, "maxLength": 80}}, ("stretch",), "a stretch"),
+    ]
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "windown routine",
+        "description": "A bedtime stretching routine for windown (`windown init` writes a starter).",
+        **obj({
+            "title": {"type": "string", "minLength": 1, "maxLength": 120},
+            "voice": obj({"engine": {"enum": list(ENGINES)}, "voice": {"type": "string", "maxLength": 80},
+                          "rate": whole(80, 300, "words per minute")}),
+            "breathing": obj(breath),
+            "ambient": {"anyOf": [sound, obj({"sound": sound, "level": level})]},
+            "pace": {"enum": list(PACES)},
+            "instruction": {"enum": list(INSTRUCTION)},
+            "bedtime": flag,
+            "tail": ref["duration"],
+            "order": {"enum": list(ORDERS)},
+            "safety": flag,
+            "length": ref["duration"],
+            "avoid": listed(list(library.TAGS), "tags of stretches to leave out or ease"),
+            "exclude": listed(library.all_ids(), "stretch ids to leave out"),
+            "in_bed_only": flag,
+            "name": {"type": "string", "minLength": 1, "maxLength": 40, "description": "for a short greeting"},
+            "seed": whole(0, 2**31 - 1, "phrasing seed"),
+            "transition": ref["duration"],
+            "steps": {"type": "array", "minItems": 1, "maxItems": MAX_STEPS, "items": ref["step"]},
+        }, ("title", "steps")),
+        "$defs": {
+            "duration": {"description": "30s, 1m30s, 5m, 250ms, or a number of seconds",
+                         "anyOf": [{"type": "number", "minimum": 0},
+                                   {"type": "string", "pattern": DURATION_PATTERN}]},
+            "text": {"type": "string", "minLength": 1, "maxLength": MAX_SAY_CHARS},
+            "texts": {"anyOf": [ref["text"], {"type": "array", "minItems": 1, "items": ref["text"]}]},
+            "durationRange": {"anyOf": [ref["duration"], obj({"default": ref["duration"], "min": ref["duration"],
+                                                              "max": ref["duration"]}, ("default",))]},
+            "countRange": {"anyOf": [whole(1, 200), obj({"default": whole(1, 200), "min": whole(1, 200),
+                                                         "max": whole(1, 200)}, ("default",))]},
+            "stretch": {**obj({**stretch_props, "easier": obj(stretch_props, (), "an easier variation: "
+                                                                           "the keys that change")},
+                              ("id", "name", "setup"), "an inline stretch, in the library's format")},
+            "step": {"anyOf": steps},
+        },
+    }
