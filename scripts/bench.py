@@ -3,7 +3,8 @@
 The floor is ffmpeg alone encoding the very same audio with the same settings, so a ratio of 1.0
 would mean windown's own work (speech, placing, rendering, metering) costs nothing on top.
 Targets (issue 3): warm <= 1.15x the floor, cold <= 1.3x, peak memory < 200 MB at 60 minutes and
-flat in track length. Run: ./scripts/bench [--quick]
+flat in track length. Batch (issue 5): every preset with -j 1 and with -j = cores, speed-up >= 1.7x on
+2 cores; a second run with nothing changed under 1 s per job. Run: ./scripts/bench [--quick] [--no-batch]
 """
 
 from __future__ import annotations
@@ -51,6 +52,16 @@ def encode_floor(mp3: Path, quality: str) -> float:
         return time.perf_counter() - start
 
 
+def timed_batch(args: list[str], cache: Path) -> float:
+    env = {**os.environ, "WINDOWN_CACHE_DIR": str(cache)}
+    start = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "windown", "-q", "batch", *args], env=env, capture_output=True,
+                          text=True)
+    if proc.returncode != 0:
+        sys.exit(f"bench: batch failed: {proc.stderr.strip() or proc.stdout.strip()}")
+    return time.perf_counter() - start
+
+
 def duration_s(mp3: Path) -> float:
     return json.loads(mp3.with_suffix(".json").read_text())["duration_s"]
 
@@ -65,6 +76,7 @@ def main() -> None:
     parser.add_argument("--preset", default="bedtime-lower-back")
     parser.add_argument("--engine", default=None, help="speech engine (default: the preset's)")
     parser.add_argument("--quick", action="store_true", help="use quick-wind-down and a 20-minute long track")
+    parser.add_argument("--no-batch", action="store_true", help="skip the batch figures")
     opts = parser.parse_args()
     preset = "quick-wind-down" if opts.quick else opts.preset
     long_min = 20 if opts.quick else 60
@@ -86,6 +98,16 @@ def main() -> None:
                                            *engine], cache)
         long_floor = encode_floor(long_out, "4")
         long_length = duration_s(long_out)
+        if not opts.no_batch:
+            from windown import library
+
+            presets = library.preset_names()
+            common = ["--all-presets", "--seed", "1", "--no-playlist", *engine]
+            timed_batch(["-o", str(tmp / "warmup"), "-j", "2", *common], cache)  # every phrase cached first
+            serial = timed_batch(["-o", str(tmp / "serial"), "-j", "1", *common], cache)
+            cores = os.cpu_count() or 1
+            parallel = timed_batch(["-o", str(tmp / "parallel"), "-j", str(cores), *common], cache)
+            again = timed_batch(["-o", str(tmp / "parallel"), "-j", str(cores), *common], cache)
     print(f"windown benchmark ({os.cpu_count()} cores; all figures from this one run)")
     print(f"{preset}: {length / 60:.1f} min track")
     print(row("encode floor (ffmpeg alone, VBR 4)", floor, floor))
@@ -94,6 +116,13 @@ def main() -> None:
     print(f"long track: {long_length / 60:.1f} min")
     print(row("encode floor (ffmpeg alone, VBR 4)", long_floor, long_floor))
     print(row("build, warm speech cache", long_wall, long_floor, long_rss) + "   target < 200 MB")
+    if not opts.no_batch:
+        print(f"batch of all {len(presets)} presets (warm speech cache):")
+        print(f"  -j 1                               {serial:7.1f} s")
+        print(f"  -j {cores}                               {parallel:7.1f} s  speed-up {serial / parallel:.2f}x"
+              "   target >= 1.7x")
+        print(f"  again, nothing changed             {again:7.1f} s  {again / len(presets):.2f} s per job"
+              "   target < 1 s per job")
     print(f"memory vs length: {warm_rss:.0f} MB at {length / 60:.0f} min, {long_rss:.0f} MB at "
           f"{long_length / 60:.0f} min ({long_rss / warm_rss:.2f}x for {long_length / length:.2f}x the length)")
 

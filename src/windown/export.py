@@ -13,6 +13,7 @@ import errno
 import html
 import json
 import os
+import queue
 import re
 import shutil
 import subprocess
@@ -113,11 +114,12 @@ def _run_encoder(command: list[str], blocks: Iterable[np.ndarray], target: Path)
     process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
                                stderr=subprocess.PIPE, start_new_session=True)
     stderr = _StderrTail(process.stderr)
+    writer = _PipeWriter(process.stdin)
     try:
         try:
             for block in blocks:
-                process.stdin.write(_pcm_bytes(block))
-            process.stdin.close()
+                writer.put(_pcm_bytes(block))
+            writer.finish()
         except BrokenPipeError:  # ffmpeg died; its stderr says why
             process.wait()
             stderr.join()
@@ -127,6 +129,7 @@ def _run_encoder(command: list[str], blocks: Iterable[np.ndarray], target: Path)
         if returncode != 0:
             raise _encoder_failure(stderr.lines, target, returncode)
     except BaseException:
+        writer.abort()
         _stop(process)
         raise
     finally:
@@ -135,6 +138,66 @@ def _run_encoder(command: list[str], blocks: Iterable[np.ndarray], target: Path)
             process.wait()
         stderr.join()
         process.stderr.close()
+
+
+class _PipeWriter(threading.Thread):
+    """Writes PCM to ffmpeg on its own thread, a few blocks behind the renderer.
+
+    Without it each write waits until ffmpeg has taken all but the pipe's 64 KB, so ffmpeg would sit
+    idle while the next block renders: the two would take turns instead of running side by side.
+    """
+
+    QUEUE_BLOCKS = 4
+
+    def __init__(self, pipe):
+        super().__init__(daemon=True, name="windown-pcm-writer")
+        self.pipe = pipe
+        self.queue: queue.Queue[bytes | None] = queue.Queue(self.QUEUE_BLOCKS)
+        self.error: BaseException | None = None
+        _widen_pipe(pipe)
+        self.start()
+
+    def run(self) -> None:
+        try:
+            while (data := self.queue.get()) is not None:
+                self.pipe.write(data)
+            self.pipe.close()
+        except BaseException as exc:  # handed to the main thread by put()/finish()
+            self.error = exc
+
+    def put(self, data: bytes | None) -> None:
+        while True:
+            if self.error is not None or not self.is_alive():
+                raise BrokenPipeError(str(self.error or "the PCM writer stopped"))
+            try:
+                self.queue.put(data, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def finish(self) -> None:
+        self.put(None)
+        self.join()
+        if self.error is not None:
+            raise BrokenPipeError(str(self.error))
+
+    def abort(self) -> None:
+        """Let the thread end: empty the queue and ask it to stop (ffmpeg is stopped by the caller)."""
+        while True:
+            try:
+                self.queue.get_nowait()
+            except queue.Empty:
+                break
+        with contextlib.suppress(queue.Full):
+            self.queue.put_nowait(None)
+
+
+def _widen_pipe(pipe) -> None:
+    """Ask Linux for a 1 MiB pipe (from 64 KB) so ffmpeg always has audio waiting; harmless elsewhere."""
+    with contextlib.suppress(Exception):
+        import fcntl
+
+        fcntl.fcntl(pipe.fileno(), getattr(fcntl, "F_SETPIPE_SZ", 1031), 1 << 20)
 
 
 def _stop(process: subprocess.Popen) -> None:
@@ -153,6 +216,8 @@ def _stop(process: subprocess.Popen) -> None:
 def _pcm_bytes(block: np.ndarray) -> memoryview:
     if block.ndim != 2 or block.shape[1] != 2:
         raise ValueError(f"export takes (frames, 2) blocks, not shape {block.shape}")
+    if not len(block):
+        return memoryview(b"")
     return memoryview(np.ascontiguousarray(block, dtype="<f4")).cast("B")
 
 
