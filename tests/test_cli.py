@@ -203,3 +203,12 @@ def test_shell_completion_is_clicks_own():
     options = run_cli(env={"_WINDOWN_COMPLETE": "bash_complete", "COMP_WORDS": "windown batch --sch",
                            "COMP_CWORD": "2"})
     assert options.stdout.splitlines() == ["plain,--scheduler"]
+
+
+def test_validate_catches_a_missing_ambient_file(tmp_path):
+    path = tmp_path / "r.yaml"
+    path.write_text("title: T\nambient: {sound: waves.ogg}\nsteps:\n  - pause: 2s\n")
+    result = run_cli("validate", str(path))
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"{tmp_path / 'waves.ogg'}: ambient file not found. Check the path")
+    assert len(result.stderr.strip().splitlines()) == 1

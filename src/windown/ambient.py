@@ -81,7 +81,7 @@ def load_bed(sound: str, *, sounds_dir: Path | None = None, sample_rate: int = S
         return None
     if sound in _SYNTHS:
         return Bed(_built_in_loop(sound, sample_rate), sound, sample_rate)
-    path = _find_file(sound, sounds_dir)
+    path = find_file(sound, sounds_dir)
     return Bed(_user_loop(path, sound, sample_rate), sound, sample_rate)
 
 
@@ -300,7 +300,7 @@ def _slow_pan(frames: int, cycles: int, phase: float) -> np.ndarray:
 
 # --- a user's own file ---------------------------------------------------------------------------
 
-def _find_file(sound: str, sounds_dir: Path | None) -> Path:
+def find_file(sound: str, sounds_dir: Path | None) -> Path:
     """The file as given (absolute or relative to cwd), else a file of that name in sounds/.
 
     Routine files turn a bare `waves` into a path beside the routine, so the sounds/ lookup uses

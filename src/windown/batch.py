@@ -332,7 +332,7 @@ def _prepare(job: Job) -> _Prepared:
     ambient_file = None
     if sound not in ambient.BED_NAMES:
         try:
-            ambient_file = ambient._find_file(sound, None).resolve()
+            ambient_file = ambient.find_file(sound, None).resolve()
         except UserError:
             ambient_file = None  # the build reports it, with its hint
     inputs = {

@@ -244,8 +244,12 @@ def validate(ctx, files):
     Example:
       windown validate my-routine.yaml other.yaml
     """
+    from windown import ambient
+
     for name in files:
-        routine.load(name)
+        sound = routine.load(name).settings.ambient.sound
+        if sound not in ambient.BED_NAMES:
+            ambient.find_file(sound, None)  # a missing ambient file is caught now, not at build time
         click.echo(f"{name}: ok")
 
 

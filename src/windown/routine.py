@@ -139,13 +139,12 @@ SETTING_KEYS = ("voice", "breathing", "ambient", "pace", "instruction", "bedtime
 def load(path: str | os.PathLike) -> Routine:
     """Load a routine file, or a preset when `path` names one (`bedtime-lower-back`)."""
     name = os.fspath(path)
-    if not os.path.exists(name) and library.preset_path(name) is not None:
-        name = str(library.preset_path(name))
-    elif not os.path.exists(name) and os.sep not in name and not name.endswith((".yaml", ".yml")):
+    resolved = str(resolve(name))
+    if not os.path.exists(resolved) and os.sep not in name and not name.endswith((".yaml", ".yml")):
         hint = source.closest(name, library.preset_names())
         raise RoutineError(f"no routine file or preset named '{name}'",
                            (hint + " " if hint else "") + "Run `windown presets` to list the presets")
-    return parse(source.load(name), name)
+    return parse(source.load(resolved), resolved)
 
 
 def resolve(name: str) -> Path:

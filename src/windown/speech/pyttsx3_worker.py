@@ -13,7 +13,7 @@ import sys
 import time
 import wave
 
-POLL_S = 0.02
+POLL_S = 0.005  # how often to look for the finished file; each phrase needs two equal looks
 
 
 def main() -> None:
