@@ -56,6 +56,8 @@ class Renderer:
         self.starts = np.array([e.start for e in self.events], dtype=np.int64)
         self.stops = np.array([e.stop for e in self.events], dtype=np.int64)
         self.speech = [e for e in self.events if e.kind == "speech"]
+        self.speech_starts = np.array([e.start for e in self.speech], dtype=np.int64)
+        self.speech_stops = np.array([e.stop for e in self.speech], dtype=np.int64)
         self.tail_frames = self.sr * max(mix.tail_ms, MIN_TAIL_MS) // 1000
         self.total_frames = timeline.end + self.tail_frames
         voice_stereo_lufs = VOICE_LUFS + STEREO_GAIN_DB
@@ -90,9 +92,8 @@ class Renderer:
         release = self.sr * self.mix.release_ms // 1000
         a, b = t[0], t[-1] + 1
         amount = None
-        for e in self.speech:
-            if e.start - attack >= b or e.stop + release <= a:
-                continue
+        near = np.nonzero((self.speech_starts - attack < b) & (self.speech_stops + release > a))[0]
+        for e in (self.speech[i] for i in near):
             rise = np.clip((t - (e.start - attack)) / attack, 0, 1)
             fall = np.clip(((e.stop + release) - t) / release, 0, 1)
             shape = np.sin(np.minimum(rise, fall) * np.pi / 2) ** 2
@@ -162,8 +163,11 @@ class Renderer:
         for a in range(0, self.total_frames, BLOCK_FRAMES):
             b = min(self.total_frames, a + BLOCK_FRAMES)
             wide = self.mix_range(a - self.halo, b + self.halo)
-            gain = limiter_gain(np.abs(wide).max(axis=1), self.sr, self.ceiling)
-            block = (wide * (gain[:, None] if isinstance(gain, np.ndarray) else gain))[self.halo:self.halo + (b - a)]
+            block = wide[self.halo:self.halo + (b - a)]
+            if np.abs(wide).max(initial=0.0) > self.ceiling:  # rare: most blocks need no limiting at all
+                magnitude = np.maximum(np.abs(wide[:, 0]), np.abs(wide[:, 1]))  # one gain for both channels
+                gain = limiter_gain(magnitude, self.sr, self.ceiling)
+                block = block * gain[self.halo:self.halo + (b - a), None]
             silent_from = self.total_frames - self.sr
             if b > silent_from:
                 block[max(0, silent_from - a):] = 0.0
