@@ -429,10 +429,7 @@ def build_task(task: Task) -> dict:
                 local.write_bytes(task.ambient_bytes)
                 profile = dataclasses.replace(profile, flags={**profile.flags, "ambient.sound": str(local)})
             r, changes = personalised(task.routine, profile)
-            encoding = export.Encoding(bitrate_kbps=task.bitrate_kbps,
-                                       quality=None if task.bitrate_kbps else (4 if task.quality is None
-                                                                               else task.quality),
-                                       mono=task.mono)
+            encoding = export.Encoding.choose(task.bitrate_kbps, task.quality, task.mono)
             result = pipeline.build(r, Path(tmp) / f"{task.stem}.mp3", changes=changes,
                                     loudness_lufs=task.loudness_lufs, encoding=encoding)
             files = {p.suffix: p.read_bytes() for p in (result.mp3, *result.sidecars)}

@@ -107,17 +107,17 @@ def profile_from(opts: dict) -> personalise.Profile:
         sound = opts["ambient"]
         from windown import ambient
 
-        flags["ambient.sound"] = sound if sound in ambient.BED_NAMES else str(Path(sound).expanduser().resolve()) \
-            if Path(sound).expanduser().exists() else sound
+        path = Path(sound).expanduser()
+        # an existing file is made absolute here: routine settings resolve paths against the routine
+        flags["ambient.sound"] = str(path.resolve()) if sound not in ambient.BED_NAMES and path.exists() else sound
     if flags.get("length_ms") is not None and flags["length_ms"] < 60_000:
         raise UserError(f"--length must be at least 1m (got {source.format_duration(flags['length_ms'])})",
                         "Give the guided part's length, e.g. --length 15m")
-    for key in ("avoid",):
-        if flags.get(key):
-            bad = [t for t in flags[key] if t not in library.TAGS]
-            if bad:
-                hint = source.closest(bad[0], library.TAGS) or "Choose from: " + ", ".join(library.TAGS)
-                raise UserError(f"--avoid: unknown tag '{bad[0]}'", hint)
+    if flags.get("avoid"):
+        bad = [t for t in flags["avoid"] if t not in library.TAGS]
+        if bad:
+            hint = source.closest(bad[0], library.TAGS) or "Choose from: " + ", ".join(library.TAGS)
+            raise UserError(f"--avoid: unknown tag '{bad[0]}'", hint)
     if flags.get("exclude"):
         bad = [t for t in flags["exclude"] if t not in library.all_ids()]
         if bad:
@@ -158,8 +158,7 @@ def build(ctx, routine_name, output, loudness, bitrate, quality, mono, **opts):
     out = Path(output) if output else pipeline.default_output(r)
     if bitrate is not None and quality is not None:
         raise UserError("--bitrate and --quality cannot be used together", "Choose one of them")
-    encoding = export.Encoding(bitrate_kbps=bitrate, quality=None if bitrate else (4 if quality is None else quality),
-                               mono=mono)
+    encoding = export.Encoding.choose(bitrate, quality, mono)
     progress = Progress(ctx)
     result = pipeline.build(r, out, changes=changes, loudness_lufs=loudness, encoding=encoding,
                             on_progress=progress.update)

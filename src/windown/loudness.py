@@ -133,23 +133,28 @@ class Meter:
 
     def integrated_lufs(self) -> float:
         """Gated integrated loudness; -inf for silence or anything shorter than one 400 ms block."""
-        if len(self.energies) < 4:
-            return float("-inf")
-        sub = np.array(self.energies)  # (n, channels) sums of squares per 100 ms
-        window = np.lib.stride_tricks.sliding_window_view(sub, 4, axis=0).sum(axis=-1)
-        power = window.sum(axis=1) / (4 * self.hop)  # channel weights are 1 for mono and stereo
-        with np.errstate(divide="ignore"):
-            loud = -0.691 + 10 * np.log10(power)
-        gated = power[loud > -70]
-        if not len(gated):
-            return float("-inf")
-        relative = -0.691 + 10 * np.log10(gated.mean()) - 10
-        final = power[(loud > -70) & (loud > relative)]
-        return float(-0.691 + 10 * np.log10(final.mean()))
+        return gated_lufs(np.array(self.energies), self.hop)
 
     @property
     def peak_db(self) -> float:
         return 20 * math.log10(self.peak) if self.peak > 0 else float("-inf")
+
+
+def gated_lufs(energies: np.ndarray, hop: int) -> float:
+    """BS.1770 gating over 100 ms energies ((n, channels) sums of squares of K-weighted samples,
+    `hop` frames each): 400 ms blocks, absolute gate at -70 LUFS, relative gate 10 LU down."""
+    if len(energies) < 4:
+        return float("-inf")
+    window = np.lib.stride_tricks.sliding_window_view(energies, 4, axis=0).sum(axis=-1)
+    power = window.sum(axis=1) / (4 * hop)  # channel weights are 1 for mono and stereo
+    with np.errstate(divide="ignore"):
+        loud = -0.691 + 10 * np.log10(power)
+    gated = power[loud > -70]
+    if not len(gated):
+        return float("-inf")
+    relative = -0.691 + 10 * np.log10(gated.mean()) - 10
+    final = power[(loud > -70) & (loud > relative)]
+    return float(-0.691 + 10 * np.log10(final.mean()))
 
 
 def integrated_lufs(samples: np.ndarray, sample_rate: int, block_frames: int = 1 << 18) -> float:

@@ -89,7 +89,7 @@ def safe_name(name: str) -> str:
 
 
 def build(r: routine.Routine, out: Path, *, changes: list[str] | None = None, loudness_lufs: float = -18.0,
-          encoding: export.Encoding = export.Encoding(bitrate_kbps=None, quality=4), cache_dir: Path | None = None,
+          encoding: export.Encoding = export.Encoding.choose(), cache_dir: Path | None = None,
           on_progress: Callable[[str, int, int], None] | None = None) -> Result:
     """Build one MP3 and its sidecars. Nothing is written unless every stage succeeds."""
     out = Path(out)

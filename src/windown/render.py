@@ -46,7 +46,6 @@ MIN_TAIL_MS = 4000  # even with --tail 0 the bed fades out rather than stopping 
 class Renderer:
     def __init__(self, timeline: Timeline, clips: dict[tuple[str, int], np.ndarray], bed: ambient.Bed | None,
                  mix: Mix, chime: np.ndarray | None = None):
-        self.tl = timeline
         self.sr = timeline.sample_rate
         self.clips = clips
         self.bed = bed
@@ -108,6 +107,7 @@ class Renderer:
         """
         hop = self.sr // 10
         bins = np.zeros(self.total_frames // hop + 2)
+
         def k_weighted(x: np.ndarray) -> np.ndarray:
             return loudness.k_filter(x, self.sr).astype(np.float64)
 
@@ -116,8 +116,12 @@ class Renderer:
             index = (start + np.arange(len(energy))) // hop
             bins[:] += np.bincount(index, weights=energy, minlength=len(bins))[: len(bins)]
 
+        clip_energy = {}  # a phrase such as "And out." recurs: filter each distinct clip once
         for e in self.speech:
-            add(e.start, 2 * k_weighted(self.clips[(e.text, e.rate_wpm)]) ** 2)
+            key = (e.text, e.rate_wpm)
+            if key not in clip_energy:
+                clip_energy[key] = 2 * k_weighted(self.clips[key]) ** 2
+            add(e.start, clip_energy[key])
         chime_energy = (k_weighted(self.chime) ** 2).sum(axis=1)
         for e in self.events:
             if e.kind == "chime":  # chimes pass the gates too, and pull the average down
@@ -127,10 +131,7 @@ class Renderer:
             centres = np.arange(len(bins)) * hop + hop // 2
             centres = np.minimum(centres, self.total_frames - 1)
             bins += bed_power * self.bed_envelope(centres).astype(np.float64) ** 2 * hop
-        meter = loudness.Meter(self.sr, 1)
-        meter.energies = list(bins[: self.total_frames // hop, None])
-        meter.hop = hop
-        lufs = meter.integrated_lufs()
+        lufs = loudness.gated_lufs(bins[: self.total_frames // hop, None], hop)
         return lufs if math.isfinite(lufs) else VOICE_LUFS + STEREO_GAIN_DB
 
     # -- mixing ------------------------------------------------------------------------------------

@@ -76,7 +76,7 @@ def resolve_voice(engine: Engine, voice: str | None) -> str:
 
 
 def speak(requests: list[Request], engine: Engine, voice: str, *, routine_path: str | None = None,
-          cache_dir: Path | None = None, workers: int | None = None,
+          cache_dir: Path | None = None,
           on_synth: Callable[[int], None] | None = None) -> dict[tuple[str, int], np.ndarray]:
     """Clips for every (text, rate): from the cache, else synthesised in parallel and cached.
 
@@ -143,10 +143,10 @@ def default_workers() -> int:
     return max(1, os.cpu_count() or 1)
 
 
-def run_parallel(func: Callable[[int], Path], count: int, workers: int | None = None) -> list[Path | Exception]:
+def run_parallel(func: Callable[[int], Path], count: int) -> list[Path | Exception]:
     """Run func(i) for i in range(count) on a thread pool; each result or its exception, in order."""
     results: list[Path | Exception] = [RuntimeError("not run")] * count
-    with concurrent.futures.ThreadPoolExecutor(workers or default_workers()) as pool:
+    with concurrent.futures.ThreadPoolExecutor(default_workers()) as pool:
         futures = {pool.submit(func, i): i for i in range(count)}
         for future in concurrent.futures.as_completed(futures):
             i = futures[future]

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 from pathlib import Path
 
+import numpy as np
+
+from windown import atomic
 
 # Bump when clip processing changes (trim, level, fades): old entries are then simply not found.
 PROCESS_VERSION = 2
@@ -27,10 +31,8 @@ def clip_key(engine: str, engine_version: str, voice: str, rate_wpm: int, text: 
 
 
 
-def read(path: Path):
+def read(path: Path) -> np.ndarray | None:
     """A cached clip, or None when absent or unreadable (a corrupt entry is removed and re-made)."""
-    import numpy as np
-
     try:
         clip = np.load(path, allow_pickle=False)
     except FileNotFoundError:
@@ -44,14 +46,8 @@ def read(path: Path):
     return clip
 
 
-def write(path: Path, clip) -> None:
+def write(path: Path, clip: np.ndarray) -> None:
     """Atomic, so concurrent builds sharing the cache never see half a file."""
-    import io
-
-    import numpy as np
-
-    from windown import atomic
-
     path.parent.mkdir(parents=True, exist_ok=True)
     buffer = io.BytesIO()
     np.save(buffer, clip, allow_pickle=False)
