@@ -137,7 +137,9 @@ def test_interrupting_synthesis_leaves_the_cache_valid(tmp_path, signum, code):
     """Stop a cold build while pyttsx3 workers are speaking: no output, no temp files, no broken clips."""
     cache = tmp_path / "cache"
     lines = "".join(f"  - say: Phrase {i}, breathe in, and breathe out very slowly.\n" for i in range(60))
-    routine = write(tmp_path / "r.yaml", "title: Many words\nvoice: {engine: pyttsx3}\nsteps:\n" + lines)
+    # a long tail keeps the build busy for many seconds after its first clip is cached, so the signal
+    # surely lands during the build even on a loaded machine
+    routine = write(tmp_path / "r.yaml", "title: Many words\nvoice: {engine: pyttsx3}\ntail: 30m\nsteps:\n" + lines)
     out = tmp_path / "out" / "r.mp3"
     env = {**os.environ, "WINDOWN_CACHE_DIR": str(cache)}
     proc = subprocess.Popen([sys.executable, "-m", "windown", "build", str(routine), "-o", str(out)], env=env,

@@ -501,7 +501,8 @@ def main() -> None:
     except UserError as exc:
         click.echo(str(exc), err=True)
         sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
+    except click.exceptions.Abort:  # click's name for a KeyboardInterrupt inside a command
+        click.echo("interrupted; no partial file was written", err=True)
         sys.exit(130)
     except click.ClickException as exc:
         exc.show()
