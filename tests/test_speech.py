@@ -7,8 +7,9 @@ import pytest
 
 from conftest import run_cli, write
 from windown import loudness, speech
-from windown.errors import BuildError, UserError
+from windown.errors import BuildError, Interrupted, UserError
 from windown.speech import cache as clip_cache
+from windown.speech import clips
 from windown.speech.clips import VOICE_LUFS
 
 SR = speech.SAMPLE_RATE
@@ -110,6 +111,46 @@ def test_silence_from_an_engine_is_an_error_not_a_silent_gap(tmp_path, monkeypat
     monkeypatch.setattr(engine, "synthesize", silent)
     with pytest.raises(BuildError, match="produced silence for \"Quiet.\""):
         speech.speak([speech.Request("Quiet.", 140, 2)], engine, "en-us", cache_dir=tmp_path)
+
+
+def test_an_unreadable_wav_is_a_clear_error(tmp_path, monkeypatch):
+    engine = speech.get_engine("espeak-ng")
+
+    def garbage(texts, voice, rate, out_dir):
+        path = out_dir / "bad.wav"
+        path.write_bytes(b"RIFF\x10\x00\x00\x00WAVEnot a real chunk")
+        return [path for _ in texts]
+
+    monkeypatch.setattr(engine, "synthesize", garbage)
+    with pytest.raises(BuildError, match="wrote unreadable audio for \"Odd.\""):
+        speech.speak([speech.Request("Odd.", 140, 2)], engine, "en-us", cache_dir=tmp_path)
+
+
+@pytest.mark.parametrize("stop", [KeyboardInterrupt, Interrupted])
+def test_a_signal_while_a_clip_is_read_stops_the_build(tmp_path, monkeypatch, stop):
+    """pydub's from_file hides its WAV reader behind a bare `except:` and falls back to ffmpeg, which
+    once let a Ctrl-C that landed mid-read vanish and the build run to the end."""
+    import wave
+
+    import pydub.audio_segment
+
+    path = tmp_path / "a.wav"
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1), w.setsampwidth(2), w.setframerate(22050)
+        w.writeframes((np.sin(np.arange(22050) / 5) * 8000).astype("<i2").tobytes())
+    real = pydub.audio_segment.read_wav_audio
+    calls = []
+
+    def interrupted_once(data, *args):
+        calls.append(1)
+        if len(calls) == 1:
+            raise stop(15) if stop is Interrupted else stop()
+        return real(data, *args)
+
+    monkeypatch.setattr(pydub.audio_segment, "read_wav_audio", interrupted_once)
+    with pytest.raises(stop):
+        clips.process(path, 44100)
+    assert len(calls) == 1
 
 
 def test_unknown_voice_is_a_user_error_with_a_suggestion():

@@ -120,7 +120,12 @@ def speak(requests: list[Request], engine: Engine, voice: str, *, routine_path: 
                     raise BuildError(f"the {engine.name} engine could not speak \"{_short(req.text)}\" ({result})",
                                      "Check the words on that line, or try another engine with --engine",
                                      path=routine_path, line=req.line)
-                clip = clips.process(result, SAMPLE_RATE)
+                try:
+                    clip = clips.process(result, SAMPLE_RATE)
+                except clips.UnreadableClip as exc:
+                    raise BuildError(f"the {engine.name} engine wrote unreadable audio for \"{_short(req.text)}\" "
+                                     f"({exc})", "Try another voice or engine with --voice or --engine",
+                                     path=routine_path, line=req.line) from None
                 if clip is None:
                     raise BuildError(f"the {engine.name} engine produced silence for \"{_short(req.text)}\"",
                                      "Check the words on that line, or try another engine with --engine",

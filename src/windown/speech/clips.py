@@ -14,6 +14,7 @@ import numpy as np
 with warnings.catch_warnings():  # pydub warns at import when ffmpeg is missing; we report that ourselves
     warnings.simplefilter("ignore", RuntimeWarning)
     from pydub import AudioSegment
+    from pydub.exceptions import CouldntDecodeError
     from pydub.silence import detect_leading_silence
 
 from windown import loudness
@@ -25,9 +26,20 @@ FADE_MS = 5  # edge fades: nothing clicks where a clip starts or stops
 PEAK_CEILING = 10 ** (-3.0 / 20)  # clips whose peaks would exceed this after levelling are softened
 
 
+class UnreadableClip(ValueError):
+    """The engine's file is not a WAV that pydub can read."""
+
+
 def process(wav_path: Path, sample_rate: int) -> np.ndarray | None:
-    """The trimmed, levelled float32 mono clip, or None when the file holds no speech."""
-    segment = AudioSegment.from_file(wav_path, format="wav")
+    """The trimmed, levelled float32 mono clip, or None when the file holds no speech.
+
+    The WAV is parsed from bytes, not with `AudioSegment.from_file`: that wraps its WAV reader in a
+    bare `except:`, which swallowed a Ctrl-C or SIGTERM arriving mid-read and let the build run on.
+    """
+    try:
+        segment = AudioSegment(data=Path(wav_path).read_bytes())
+    except CouldntDecodeError as exc:
+        raise UnreadableClip(str(exc)) from None
     if len(segment) == 0 or segment.rms == 0:
         return None
     lead_ms = detect_leading_silence(segment, silence_threshold=SILENCE_DBFS, chunk_size=1)
