@@ -120,12 +120,20 @@ def test_contradictory_or_missing_encoding_is_refused(tmp_path, encoding):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_metadata_is_escaped_the_way_ffmpeg_reads_it():
-    text = export.ffmetadata({"title": "a=b;c#d\\e\nf", "year": "2024"}, [Chapter("One; two", 0, 1500)])
-    assert text == (";FFMETADATA1\n"
-                    "title=a\\=b\\;c\\#d\\\\e\\\nf\n"
-                    "date=2024\n"
-                    "[CHAPTER]\nTIMEBASE=1/1000\nSTART=0\nEND=1500\ntitle=One\\; two\n")
+def test_chapters_beyond_what_a_table_of_contents_holds_are_refused(tmp_path):
+    many = [Chapter(str(i), i * 10, i * 10 + 10) for i in range(256)]
+    with pytest.raises(ValueError, match="at most 255"):
+        encode(tmp_path / "x.mp3", sine(440, 3.0), chapters=many)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_tag_round_trips_unusual_text_through_ffprobe(tmp_path):
+    target = tmp_path / "odd.mp3"
+    odd = {"title": "Ünïcode ☾ = ; # \\ \"quotes\"", "artist": None, "comment": "x"}
+    encode(target, sine(440, 1.0), tags=odd, chapters=[Chapter("Ré; ☾", 0, 1000)])
+    info = export.probe(target)
+    assert info["tags"]["title"] == odd["title"] and "artist" not in info["tags"]
+    assert info["chapters"] == [("Ré; ☾", 0.0, 1.0)]
 
 
 # --- failures leave nothing behind ---------------------------------------------------------------
