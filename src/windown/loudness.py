@@ -57,23 +57,32 @@ FFT_SIZE = 1 << 14  # overlap-add in many small FFTs, batched: far cheaper than 
 
 def k_filter(x: np.ndarray, sample_rate: int) -> np.ndarray:
     """K-weight a whole signal (1-D or (frames, channels)); the output has len(x) + FIR length - 1 frames."""
+    if x.ndim == 1:
+        return k_filter_rows(x[None, :], sample_rate)[0]
+    return k_filter_rows(x.T, sample_rate).T
+
+
+def k_filter_rows(rows: np.ndarray, sample_rate: int) -> np.ndarray:
+    """K-weight (channels, frames) -> float32 (channels, frames + FIR length - 1), overlap-add by FFT.
+
+    Channel-first so each channel's chunks lie contiguous for the FFTs (a third faster than along a
+    strided axis); float32 halves the FFT work.
+    """
     h = k_impulse(sample_rate)
-    mono = x.ndim == 1
-    x = x[:, None] if mono else x
+    channels, frames = rows.shape
     step = FFT_SIZE - len(h) + 1
-    chunks = -(-len(x) // step)
-    padded = np.zeros((chunks * step, x.shape[1]), dtype=np.float32)  # float32 halves the FFT work
-    padded[: len(x)] = x
-    spectra = np.fft.rfft(padded.reshape(chunks, step, -1), FFT_SIZE, axis=1)
-    pieces = np.fft.irfft(spectra * _kernel(sample_rate)[None, :, None], FFT_SIZE, axis=1)
-    out = np.zeros((chunks * step + len(h) - 1, x.shape[1]), dtype=np.float32)
-    body = out[: chunks * step].reshape(chunks, step, -1)
-    body += pieces[:, :step]
-    tails = pieces[:, step:]  # each chunk's ringing spills into the start of the next
-    body[1:, : len(h) - 1] += tails[:-1]
-    out[chunks * step:] += tails[-1]
-    out = out[: len(x) + len(h) - 1]
-    return out[:, 0] if mono else out
+    chunks = max(1, -(-frames // step))
+    padded = np.zeros((channels, chunks * step), dtype=np.float32)
+    padded[:, :frames] = rows
+    spectra = np.fft.rfft(padded.reshape(channels, chunks, step), FFT_SIZE, axis=-1)
+    spectra *= _kernel(sample_rate)
+    pieces = np.fft.irfft(spectra, FFT_SIZE, axis=-1)
+    out = np.zeros((channels, chunks * step + len(h) - 1), dtype=np.float32)
+    body = out[:, : chunks * step].reshape(channels, chunks, step)
+    body += pieces[:, :, :step]
+    body[:, 1:, : len(h) - 1] += pieces[:, :-1, step:]  # each chunk's ringing spills into the next
+    out[:, chunks * step:] += pieces[:, -1, step:]
+    return out[:, : frames + len(h) - 1]
 
 
 @functools.cache
@@ -87,11 +96,10 @@ class Meter:
     def __init__(self, sample_rate: int, channels: int):
         self.sample_rate = sample_rate
         self.channels = channels
-        self.carry = np.zeros((len(k_impulse(sample_rate)) - 1, channels))  # overlap-add tail
+        self.carry = np.zeros((channels, len(k_impulse(sample_rate)) - 1), dtype=np.float32)  # overlap-add tail
         self.hop = sample_rate // 10  # 100 ms sub-blocks; gating blocks are four of them
-        self.partial = np.zeros(channels)
-        self.partial_frames = 0
-        self.energies: list[np.ndarray] = []
+        self.pending = np.zeros((channels, 0), dtype=np.float32)  # squares of an unfinished sub-block
+        self.energies: list[np.ndarray] = []  # (sub-blocks, channels) sums of squares
         self.peak = 0.0
 
     def add(self, block: np.ndarray) -> None:
@@ -100,40 +108,25 @@ class Meter:
         if not len(block):
             return
         self.peak = max(self.peak, float(np.max(np.abs(block))))
-        filtered = k_filter(block, self.sample_rate).astype(np.float64)
-        filtered[: len(self.carry)] += self.carry[: len(filtered)]
+        filtered = k_filter_rows(block.T, self.sample_rate)
+        taps = self.carry.shape[1]
+        filtered[:, :taps] += self.carry
         n = len(block)
-        tail = filtered[n:]
-        carry = np.zeros_like(self.carry)
-        carry[: len(tail)] = tail
-        if len(self.carry) > n:  # a block shorter than the filter: older carry continues
-            carry[: len(self.carry) - n] += self.carry[n:]
-        self.carry = carry
-        self._accumulate(filtered[:n] ** 2)
-
-    def _accumulate(self, squares: np.ndarray) -> None:
-        pos = 0
-        if self.partial_frames:
-            take = min(self.hop - self.partial_frames, len(squares))
-            self.partial += squares[:take].sum(axis=0)
-            self.partial_frames += take
-            pos = take
-            if self.partial_frames == self.hop:
-                self.energies.append(self.partial.copy())
-                self.partial[:] = 0
-                self.partial_frames = 0
-        whole = (len(squares) - pos) // self.hop
+        self.carry = filtered[:, n:n + taps].copy()  # a block shorter than the filter still carries it all
+        squares = np.square(filtered[:, :n])
+        if self.pending.shape[1]:
+            squares = np.concatenate([self.pending, squares], axis=1)
+        whole = squares.shape[1] // self.hop
         if whole:
-            chunk = squares[pos: pos + whole * self.hop].reshape(whole, self.hop, self.channels).sum(axis=1)
-            self.energies.extend(chunk)
-            pos += whole * self.hop
-        if pos < len(squares):
-            self.partial += squares[pos:].sum(axis=0)
-            self.partial_frames += len(squares) - pos
+            sums = squares[:, : whole * self.hop].reshape(self.channels, whole, self.hop).sum(axis=2, dtype=np.float64)
+            self.energies.append(sums.T)
+        self.pending = squares[:, whole * self.hop:].copy()
 
     def integrated_lufs(self) -> float:
         """Gated integrated loudness; -inf for silence or anything shorter than one 400 ms block."""
-        return gated_lufs(np.array(self.energies), self.hop)
+        if not self.energies:
+            return float("-inf")
+        return gated_lufs(np.concatenate(self.energies), self.hop)
 
     @property
     def peak_db(self) -> float:

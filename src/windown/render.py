@@ -69,35 +69,51 @@ class Renderer:
     # -- gains -------------------------------------------------------------------------------------
 
     def bed_envelope(self, t: np.ndarray) -> np.ndarray:
-        """The bed's gain at frames t: fade in, duck under speech, fade out over the tail."""
-        t = t.astype(np.float64)
-        gain = np.full(len(t), self.bed_gain)
+        """The bed's gain at frames t (ascending): fade in, duck under speech, fade out over the tail.
+
+        Each curve is evaluated only where it moves (found by searchsorted), since most of a block
+        sits at plain gain; the renderer calls this for every frame of the track.
+        """
+        gain = np.full(len(t), self.bed_gain, dtype=np.float32)
         fade_in = self.sr * self.mix.fade_in_ms / 1000
-        if t[0] < fade_in:
-            gain *= np.sin(np.clip(t / fade_in, 0, 1) * np.pi / 2) ** 2
+        i = np.searchsorted(t, fade_in)
+        if i:
+            gain[:i] *= np.sin(t[:i] / fade_in * (np.pi / 2)) ** 2
         fade_stop = self.total_frames - self.sr  # the final second is silent
         fade_frames = self.sr * min(self.mix.tail_fade_ms, self.tail_frames * 1000 // self.sr - 1000) / 1000
-        if t[-1] > fade_stop - fade_frames:
-            x = np.clip((t - (fade_stop - fade_frames)) / max(1.0, fade_frames), 0, 1)
-            gain *= np.cos(x * np.pi / 2) ** 2
+        i = np.searchsorted(t, fade_stop - fade_frames)
+        if i < len(t):
+            x = np.clip((t[i:] - (fade_stop - fade_frames)) / max(1.0, fade_frames), 0, 1)
+            gain[i:] *= np.cos(x * np.pi / 2) ** 2
         duck = self.duck_amount(t)
         if duck is not None:
-            gain *= 10 ** (-self.mix.duck_db * duck / 20)
-        return gain.astype(np.float32)
+            amount, lo, hi = duck
+            gain[lo:hi] *= 10 ** (-self.mix.duck_db / 20 * amount)
+        return gain
 
-    def duck_amount(self, t: np.ndarray) -> np.ndarray | None:
-        """0..1 at frames t (ascending): 1 while a phrase plays, with smooth ramps before and after it."""
+    def duck_amount(self, t: np.ndarray) -> tuple[np.ndarray, int, int] | None:
+        """How far the bed ducks at frames t (ascending), as (amount 0..1, lo, hi) for t[lo:hi]; None when
+        no phrase is near. 1 while a phrase plays, with sin² ramps over the attack before it and the
+        release after it."""
         attack = self.sr * self.mix.attack_ms // 1000
         release = self.sr * self.mix.release_ms // 1000
         a, b = t[0], t[-1] + 1
-        amount = None
         near = np.nonzero((self.speech_starts - attack < b) & (self.speech_stops + release > a))[0]
-        for e in (self.speech[i] for i in near):
-            rise = np.clip((t - (e.start - attack)) / attack, 0, 1)
-            fall = np.clip(((e.stop + release) - t) / release, 0, 1)
-            shape = np.sin(np.minimum(rise, fall) * np.pi / 2) ** 2
-            amount = shape if amount is None else np.maximum(amount, shape)
-        return amount
+        if not len(near):
+            return None
+        lo = int(np.searchsorted(t, self.speech_starts[near[0]] - attack))
+        hi = int(np.searchsorted(t, self.speech_stops[near[-1]] + release))
+        amount = np.zeros(hi - lo, dtype=np.float32)
+        for k in near:
+            start, stop = self.speech_starts[k], self.speech_stops[k]
+            i0, i1, i2, i3 = (int(np.searchsorted(t, edge)) - lo
+                              for edge in (start - attack, start, stop, stop + release))
+            amount[i1:i2] = 1.0
+            rise = np.sin((t[lo + i0:lo + i1] - (start - attack)) / attack * (np.pi / 2)) ** 2
+            fall = np.sin(((stop + release) - t[lo + i2:lo + i3]) / release * (np.pi / 2)) ** 2
+            np.maximum(amount[i0:i1], rise, out=amount[i0:i1])
+            np.maximum(amount[i2:i3], fall, out=amount[i2:i3])
+        return amount, lo, hi
 
     def predicted_lufs(self) -> float:
         """The mix's integrated loudness before master gain, from the clips' K-weighted energies.
@@ -116,12 +132,13 @@ class Renderer:
             index = (start + np.arange(len(energy))) // hop
             bins[:] += np.bincount(index, weights=energy, minlength=len(bins))[: len(bins)]
 
-        clip_energy = {}  # a phrase such as "And out." recurs: filter each distinct clip once
+        starts_by_clip: dict[tuple[str, int], list[int]] = {}  # "And out." recurs: filter each clip once
         for e in self.speech:
-            key = (e.text, e.rate_wpm)
-            if key not in clip_energy:
-                clip_energy[key] = 2 * k_weighted(self.clips[key]) ** 2
-            add(e.start, clip_energy[key])
+            starts_by_clip.setdefault((e.text, e.rate_wpm), []).append(e.start)
+        for key, starts in starts_by_clip.items():
+            energy = 2 * k_weighted(self.clips[key]) ** 2  # one clip's energy at a time keeps memory flat
+            for start in starts:
+                add(start, energy)
         chime_energy = (k_weighted(self.chime) ** 2).sum(axis=1)
         for e in self.events:
             if e.kind == "chime":  # chimes pass the gates too, and pull the average down
