@@ -269,23 +269,34 @@ def _noise(rng: np.random.Generator, frames: int, sample_rate: int, *, slope_db_
     """
     from scipy import fft  # imported here: only synthesis needs it, and a warm build should not pay for it
 
-    freqs_hz = fft.rfftfreq(frames, 1 / sample_rate)
-    f_hz = np.maximum(freqs_hz, freqs_hz[1])
-    gain = (f_hz / 1000.0) ** (slope_db_per_oct / (20 * math.log10(2)))
-    highpass = (f_hz / highpass_hz) ** 2
-    gain *= highpass / np.sqrt(1 + highpass ** 2)
-    gain /= np.sqrt(1 + (f_hz / lowpass_hz) ** (2 * lowpass_order))
+    # float32 throughout: whole-loop float64 temporaries used to double the first build's peak memory
+    f_hz = fft.rfftfreq(frames, 1 / sample_rate).astype(np.float32)
+    f_hz[0] = f_hz[1]
+    bins = len(f_hz)
+    gain = (f_hz / np.float32(1000.0)) ** np.float32(slope_db_per_oct / (20 * math.log10(2)))
+    highpass = np.square(f_hz / np.float32(highpass_hz))
+    gain *= highpass / np.sqrt(1 + np.square(highpass))
+    del highpass
+    gain /= np.sqrt(1 + (f_hz / np.float32(lowpass_hz)) ** (2 * lowpass_order))
     gain[0] = 0.0
-    gain = gain.astype(np.float32)
+    del f_hz
 
     def spectrum() -> np.ndarray:  # complex Gaussian: random phase, Rayleigh magnitude
-        return rng.standard_normal(2 * len(freqs_hz), dtype=np.float32).view(np.complex64)
+        return rng.standard_normal(2 * bins, dtype=np.float32).view(np.complex64)
 
     shared = spectrum() * np.float32(math.sqrt(correlation))
     own = np.float32(math.sqrt(1 - correlation))
-    spectra = np.stack([shared + own * spectrum(), shared + own * spectrum()]) * gain
-    x = fft.irfft(spectra, n=frames, axis=1, workers=2).T
-    return x / np.sqrt(np.mean(x * x, dtype=np.float64))
+    spectra = np.empty((2, bins), dtype=np.complex64)
+    for channel in spectra:
+        channel[:] = spectrum()
+        channel *= own
+        channel += shared
+        channel *= gain
+    del shared
+    x = fft.irfft(spectra, n=frames, axis=1, workers=2, overwrite_x=True).T
+    del spectra
+    x /= np.sqrt(np.mean(np.square(x), dtype=np.float64)).astype(np.float32)
+    return x
 
 
 def _cycles(frames: int, cycles: int, phase: float) -> np.ndarray:
