@@ -59,16 +59,16 @@ class ToneEngine:
     def speech_ms(cls, text: str) -> int:
         return cls.WORD_MS * len(text.split())
 
-    def synthesize(self, texts, voice, rate_wpm, out_dir):
+    def synthesize(self, phrases, voice, out_dir):
         out = []
-        for i, text in enumerate(texts):
+        for i, (text, _rate_wpm) in enumerate(phrases):
             self.calls.append(text)
             sr = 22050
             n = sr * self.speech_ms(text) // 1000
             pad = np.zeros(sr * self.PAD_MS // 1000)
             tone = 0.5 * np.sin(2 * math.pi * 300 * np.arange(n) / sr)
             pcm = (np.concatenate([pad, tone, pad]) * 32767).astype("<i2")
-            path = Path(out_dir) / f"tone-{rate_wpm}-{i}.wav"
+            path = Path(out_dir) / f"tone-{i}.wav"
             with wave.open(str(path), "wb") as w:
                 w.setnchannels(1)
                 w.setsampwidth(2)

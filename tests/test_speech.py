@@ -80,9 +80,9 @@ def test_a_phrase_the_engine_fails_on_is_a_clear_error_naming_it(tmp_path, monke
     engine = speech.get_engine("espeak-ng")
     real = engine.synthesize
 
-    def flaky(texts, voice, rate, out_dir):
-        results = real(texts, voice, rate, out_dir)
-        return [RuntimeError("engine crashed") if t == "Bad phrase." else r for t, r in zip(texts, results)]
+    def flaky(phrases, voice, out_dir):
+        results = real(phrases, voice, out_dir)
+        return [RuntimeError("engine crashed") if t == "Bad phrase." else r for (t, _), r in zip(phrases, results)]
 
     monkeypatch.setattr(engine, "synthesize", flaky)
     requests = [speech.Request("Good phrase.", 140, 3), speech.Request("Bad phrase.", 140, 7)]
@@ -98,9 +98,9 @@ def test_silence_from_an_engine_is_an_error_not_a_silent_gap(tmp_path, monkeypat
 
     engine = speech.get_engine("espeak-ng")
 
-    def silent(texts, voice, rate, out_dir):
+    def silent(phrases, voice, out_dir):
         paths = []
-        for i, _ in enumerate(texts):
+        for i, _ in enumerate(phrases):
             path = out_dir / f"s{i}.wav"
             with wave.open(str(path), "wb") as w:
                 w.setnchannels(1), w.setsampwidth(2), w.setframerate(22050)
@@ -116,10 +116,10 @@ def test_silence_from_an_engine_is_an_error_not_a_silent_gap(tmp_path, monkeypat
 def test_an_unreadable_wav_is_a_clear_error(tmp_path, monkeypatch):
     engine = speech.get_engine("espeak-ng")
 
-    def garbage(texts, voice, rate, out_dir):
+    def garbage(phrases, voice, out_dir):
         path = out_dir / "bad.wav"
         path.write_bytes(b"RIFF\x10\x00\x00\x00WAVEnot a real chunk")
-        return [path for _ in texts]
+        return [path for _ in phrases]
 
     monkeypatch.setattr(engine, "synthesize", garbage)
     with pytest.raises(BuildError, match="wrote unreadable audio for \"Odd.\""):
@@ -181,6 +181,55 @@ def test_pyttsx3_keeps_stdout_clean_and_many_phrases_all_arrive(tmp_path):
     cues = [c["text"] for c in json.loads(result.stdout)["cues"]]
     for text in texts:
         assert text in cues
+
+
+def test_pyttsx3_phrases_at_several_rates_come_back_at_their_own_rates(tmp_path):
+    """One call carries every rate; each worker switches rate between phrases."""
+    engine = speech.get_engine("pyttsx3")
+    voice = speech.resolve_voice(engine, None)
+    phrase = "Let your shoulders soften and your breath slow down."
+    lengths = {}
+    for rate in (110, 140, 170):
+        clip = speech.speak([speech.Request(phrase, rate)], engine, voice, cache_dir=tmp_path / str(rate))
+        lengths[rate] = len(clip[(phrase, rate)])
+    mixed = speech.speak([speech.Request(phrase, rate) for rate in (170, 110, 140)], engine, voice,
+                         cache_dir=tmp_path / "mixed")
+    for rate, frames in lengths.items():
+        assert abs(len(mixed[(phrase, rate)]) - frames) < 0.05 * frames  # breath noise varies a little
+    assert lengths[110] > 1.3 * lengths[170]
+
+
+def test_the_pyttsx3_worker_says_a_dropped_phrase_again(tmp_path):
+    """The driver sometimes ends a phrase at once and saves a WAV with no audio; the worker must notice
+    and say it again, not wait for its deadline and fail."""
+    import time
+    import wave
+
+    from windown.speech import pyttsx3_worker
+
+    class Dropping:
+        def __init__(self):
+            self.saves = 0
+
+        def save_to_file(self, text, path):
+            self.saves += 1
+            with wave.open(path, "wb") as w:
+                w.setnchannels(1), w.setsampwidth(2), w.setframerate(22050)
+                w.writeframes(b"" if self.saves == 1 else b"\1\0" * 2205)
+
+        def runAndWait(self):
+            pass
+
+        def isBusy(self):
+            return False
+
+    engine = Dropping()
+    start = time.monotonic()
+    pyttsx3_worker.speak_one(engine, "In, small arch.", str(tmp_path / "a.wav"))
+    assert engine.saves == 2
+    assert time.monotonic() - start < 2
+    with wave.open(str(tmp_path / "a.wav")) as w:
+        assert w.getnframes() == 2205
 
 
 @pytest.mark.parametrize("engine", ["pyttsx3", "espeak-ng", "festival"])

@@ -37,8 +37,11 @@ class Engine(Protocol):
 
     def default_voice(self) -> str: ...
 
-    def synthesize(self, texts: list[str], voice: str, rate_wpm: int, out_dir: Path) -> list[Path | Exception]:
-        """One WAV per text (or the exception for that text), in order; may work in parallel."""
+    def synthesize(self, phrases: list[tuple[str, int]], voice: str, out_dir: Path) -> list[Path | Exception]:
+        """One WAV per (text, rate in words per minute), or the exception for that phrase, in order.
+
+        All of a build's phrases come in one call, whatever their rates, so an engine that starts
+        workers starts them once; it may work in parallel."""
 
 
 def get_engine(name: str) -> Engine:
@@ -100,38 +103,34 @@ def speak(requests: list[Request], engine: Engine, voice: str, *, routine_path: 
         on_synth(len(missing))
     if not missing:
         return out
-    by_rate: dict[int, list[tuple[str, int]]] = {}
-    for key in missing:
-        by_rate.setdefault(key[1], []).append(key)
+    keys = list(missing)
     with tempfile.TemporaryDirectory(prefix="windown-speech-") as tmp:
-        for rate, keys in by_rate.items():
-            texts = [k[0] for k in keys]
-            results = engine.synthesize(texts, voice, rate, Path(tmp))
-            failed = [i for i, r in enumerate(results) if isinstance(r, Exception)]
-            if failed:  # one more try in a fresh call: pyttsx3's Linux driver drops a file now and then
-                retry_dir = Path(tmp) / f"retry-{rate}"
-                retry_dir.mkdir()
-                retried = engine.synthesize([texts[i] for i in failed], voice, rate, retry_dir)
-                for i, result in zip(failed, retried):
-                    results[i] = result
-            for key, result in zip(keys, results):
-                req = wanted[key]
-                if isinstance(result, Exception):
-                    raise BuildError(f"the {engine.name} engine could not speak \"{_short(req.text)}\" ({result})",
-                                     "Check the words on that line, or try another engine with --engine",
-                                     path=routine_path, line=req.line)
-                try:
-                    clip = clips.process(result, SAMPLE_RATE)
-                except clips.UnreadableClip as exc:
-                    raise BuildError(f"the {engine.name} engine wrote unreadable audio for \"{_short(req.text)}\" "
-                                     f"({exc})", "Try another voice or engine with --voice or --engine",
-                                     path=routine_path, line=req.line) from None
-                if clip is None:
-                    raise BuildError(f"the {engine.name} engine produced silence for \"{_short(req.text)}\"",
-                                     "Check the words on that line, or try another engine with --engine",
-                                     path=routine_path, line=req.line)
-                clip_cache.write(missing[key], clip)
-                out[key] = clip
+        results = engine.synthesize(keys, voice, Path(tmp))
+        failed = [i for i, r in enumerate(results) if isinstance(r, Exception)]
+        if failed:  # one more try in a fresh call: pyttsx3's Linux driver drops a file now and then
+            retry_dir = Path(tmp) / "retry"
+            retry_dir.mkdir()
+            retried = engine.synthesize([keys[i] for i in failed], voice, retry_dir)
+            for i, result in zip(failed, retried):
+                results[i] = result
+        for key, result in zip(keys, results):
+            req = wanted[key]
+            if isinstance(result, Exception):
+                raise BuildError(f"the {engine.name} engine could not speak \"{_short(req.text)}\" ({result})",
+                                 "Check the words on that line, or try another engine with --engine",
+                                 path=routine_path, line=req.line)
+            try:
+                clip = clips.process(result, SAMPLE_RATE)
+            except clips.UnreadableClip as exc:
+                raise BuildError(f"the {engine.name} engine wrote unreadable audio for \"{_short(req.text)}\" "
+                                 f"({exc})", "Try another voice or engine with --voice or --engine",
+                                 path=routine_path, line=req.line) from None
+            if clip is None:
+                raise BuildError(f"the {engine.name} engine produced silence for \"{_short(req.text)}\"",
+                                 "Check the words on that line, or try another engine with --engine",
+                                 path=routine_path, line=req.line)
+            clip_cache.write(missing[key], clip)
+            out[key] = clip
     return out
 
 

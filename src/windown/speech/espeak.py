@@ -29,16 +29,17 @@ class EspeakEngine:
     def voices(self) -> list[tuple[str, str]]:
         return list_voices()
 
-    def synthesize(self, texts: list[str], voice: str, rate_wpm: int, out_dir: Path):
+    def synthesize(self, phrases: list[tuple[str, int]], voice: str, out_dir: Path):
         exe = program()
 
         def one(i: int) -> Path:
-            path = out_dir / f"espeak-{rate_wpm}-{i}.wav"
+            text, rate_wpm = phrases[i]
+            path = out_dir / f"espeak-{i}.wav"
             subprocess.run([exe, "-v", voice, "-s", str(rate_wpm), "-p", str(PITCH), "-w", str(path), "--",
-                            texts[i]], check=True, capture_output=True, timeout=120)
+                            text], check=True, capture_output=True, timeout=120)
             return path
 
-        return run_parallel(one, len(texts))
+        return run_parallel(one, len(phrases))
 
 
 def program() -> str:

@@ -33,23 +33,21 @@ class FestivalEngine:
     def voices(self) -> list[tuple[str, str]]:
         return [(v, d) for v, d in VOICES.items() if voice_dir(v)]
 
-    def synthesize(self, texts: list[str], voice: str, rate_wpm: int, out_dir: Path):
+    def synthesize(self, phrases: list[tuple[str, int]], voice: str, out_dir: Path):
         self.check()
         exe = program()
-        speed = rate_wpm / NATURAL_WPM
-        setup = [f"(voice_{voice})",
-                 f'(set! hts_engine_params (append hts_engine_params (list (list "-r" {speed:.3f}))))']
 
         def one(i: int) -> Path:
-            path = out_dir / f"festival-{rate_wpm}-{i}.wav"
-            args = [exe]
-            for expr in setup:
-                args += ["-eval", expr]
-            subprocess.run(args + ["-o", str(path)], input=texts[i], text=True, check=True,
+            text, rate_wpm = phrases[i]
+            speed = rate_wpm / NATURAL_WPM
+            path = out_dir / f"festival-{i}.wav"
+            args = [exe, "-eval", f"(voice_{voice})",
+                    "-eval", f'(set! hts_engine_params (append hts_engine_params (list (list "-r" {speed:.3f}))))']
+            subprocess.run(args + ["-o", str(path)], input=text, text=True, check=True,
                            capture_output=True, timeout=120)
             return path
 
-        return run_parallel(one, len(texts))
+        return run_parallel(one, len(phrases))
 
 
 def program() -> str:

@@ -51,20 +51,23 @@ class Pyttsx3Engine:
     def voices(self) -> list[tuple[str, str]]:
         return [tuple(v) for v in _probe()["voices"]]
 
-    def synthesize(self, texts: list[str], voice: str, rate_wpm: int, out_dir: Path):
+    def synthesize(self, phrases: list[tuple[str, int]], voice: str, out_dir: Path):
         """Split the phrases over one worker process per core; each returns a path or an error per phrase."""
-        workers = min(default_workers(), len(texts)) or 1
-        shares = [list(range(i, len(texts), workers)) for i in range(workers)]
+        workers = min(default_workers(), len(phrases)) or 1
+        # in rate order, so each worker changes rate only a few times (each change waits for espeak-ng)
+        in_rate_order = sorted(range(len(phrases)), key=lambda i: phrases[i][1])
+        shares = [in_rate_order[w::workers] for w in range(workers)]
         procs = []
         try:
-            for w, share in enumerate(shares):
-                jobs = [{"text": texts[i], "path": str(out_dir / f"pyttsx3-{rate_wpm}-{i}.wav")} for i in share]
+            for share in shares:
+                jobs = [{"text": phrases[i][0], "rate": phrases[i][1], "path": str(out_dir / f"pyttsx3-{i}.wav")}
+                        for i in share]
                 proc = _spawn()
-                proc.stdin.write(json.dumps({"voice": voice, "rate": rate_wpm, "jobs": jobs}))
+                proc.stdin.write(json.dumps({"voice": voice, "jobs": jobs}))
                 proc.stdin.close()
                 proc.stdin = None  # written and closed: communicate() below only reads
                 procs.append((proc, share))
-            results: list = [RuntimeError("no answer from the pyttsx3 worker")] * len(texts)
+            results: list = [RuntimeError("no answer from the pyttsx3 worker")] * len(phrases)
             for proc, share in procs:
                 out, err = proc.communicate(timeout=60 + 30 * len(share))
                 answers = [json.loads(line) for line in out.splitlines() if line.startswith("{")]

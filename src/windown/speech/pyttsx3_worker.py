@@ -1,8 +1,9 @@
 """A pyttsx3 worker process: reads one JSON request on stdin, answers one JSON line per phrase.
 
 Runs alone in its own interpreter. Anything pyttsx3 prints goes to stderr; only answers reach stdout.
-Each file is waited for until it is a complete WAV whose size has stopped changing, because the
-Linux driver writes it on a callback thread after runAndWait() has returned.
+Each file is waited for until it is a complete WAV whose size has stopped changing and the driver
+says it is idle, because the Linux driver writes the file on espeak-ng's thread after runAndWait()
+has returned. Phrases at several rates share a worker, so workers start once per build.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import time
 import wave
 
 POLL_S = 0.005  # how often to look for the finished file; each phrase needs two equal looks
+ATTEMPTS = 3  # a phrase the driver drops is said again, up to this many times in all
 
 
 def main() -> None:
@@ -34,29 +36,66 @@ def main() -> None:
         answers.write(json.dumps({"ok": True, "version": importlib.metadata.version("pyttsx3"),
                                   "voices": voices}) + "\n")
         return
-    engine.setProperty("rate", int(request["rate"]))
     if request["voice"]:  # '' keeps the platform's default voice
         engine.setProperty("voice", request["voice"])
+    rate = None
     for job in request["jobs"]:
         try:
+            if job["rate"] != rate:  # phrases at several rates share one worker
+                rate = int(job["rate"])
+                set_rate(engine, rate)
             speak_one(engine, job["text"], job["path"])
             answers.write(json.dumps({"ok": True, "path": job["path"]}) + "\n")
         except Exception as exc:
             answers.write(json.dumps({"ok": False, "error": str(exc)}) + "\n")
 
 
+def set_rate(engine, rate_wpm: int) -> None:
+    """Change the rate between phrases. espeak-ng takes the change from its own queue, and a change
+    made while the last phrase was still draining was sometimes lost (a phrase came out at the old
+    rate), so on Linux the queue is emptied before and after."""
+    synchronize = lambda: None  # noqa: E731
+    if sys.platform.startswith("linux"):
+        from pyttsx3.drivers import _espeak
+
+        synchronize = getattr(_espeak, "Synchronize", synchronize)
+    synchronize()
+    engine.setProperty("rate", rate_wpm)
+    synchronize()
+
+
 def speak_one(engine, text: str, path: str) -> None:
-    engine.save_to_file(text, path)
-    engine.runAndWait()
-    deadline = time.monotonic() + 10 + 0.5 * len(text.split())
-    last_size = -1
-    while time.monotonic() < deadline:
-        size = complete_size(path)
-        if size is not None and size == last_size:
-            return
-        last_size = size if size is not None else -1
-        time.sleep(POLL_S)
+    """Save one phrase, trying again when the driver ends it at once with an empty file.
+
+    espeak-ng synthesises on its own thread; now and then (more often on a busy machine) a phrase
+    that follows closely on the last one is ended before it starts, and the driver saves a WAV with
+    no audio. Said again it comes out whole."""
+    for _ in range(ATTEMPTS):
+        engine.save_to_file(text, path)
+        engine.runAndWait()
+        deadline = time.monotonic() + 10 + 0.5 * len(text.split())
+        last_size = -1
+        while time.monotonic() < deadline:
+            if not engine.isBusy() and is_empty_wav(path):
+                break  # dropped: say it again
+            size = complete_size(path)
+            if size is not None and size == last_size and not engine.isBusy():
+                return
+            last_size = size if size is not None else -1
+            time.sleep(POLL_S)
+        else:
+            break
+        time.sleep(0.02)
     raise TimeoutError("no complete audio file appeared")
+
+
+def is_empty_wav(path: str) -> bool:
+    """A whole WAV header with no audio after it: what the driver saves for a dropped phrase."""
+    try:
+        with wave.open(path, "rb") as handle:
+            return handle.getnframes() == 0 and os.path.getsize(path) <= 64
+    except (OSError, EOFError, wave.Error):
+        return False
 
 
 def complete_size(path: str) -> int | None:
