@@ -171,3 +171,18 @@ def test_outputs_are_ordinary_files_not_private_temp_files(quiet_build):
     os.umask(mask)
     for suffix in (".mp3", ".json", ".vtt"):
         assert out.with_suffix(suffix).stat().st_mode & 0o777 == 0o666 & ~mask
+
+
+def test_the_meter_only_reports_and_a_build_without_it_is_as_loud(tmp_path, shared_cache, monkeypatch):
+    """Batch jobs skip the in-stream meter (their table shows no loudness); the track must not change."""
+    from windown import pipeline, routine
+
+    monkeypatch.setenv("WINDOWN_CACHE_DIR", str(shared_cache))
+    r = routine.load(str(write(tmp_path / "m.yaml", SHORT)))
+    measured = pipeline.build(r, tmp_path / "measured.mp3")
+    unmeasured = pipeline.build(r, tmp_path / "unmeasured.mp3", measure=False)
+    assert (unmeasured.loudness_lufs, unmeasured.peak_db) == (None, None)
+    lufs, _ = export.measure_loudness(tmp_path / "unmeasured.mp3")
+    assert abs(lufs - (-18.0)) <= 0.5
+    assert abs(measured.loudness_lufs - lufs) <= 0.5  # the meter reads the mix ffmpeg then encodes
+    assert np.array_equal(decode(tmp_path / "measured.mp3"), decode(tmp_path / "unmeasured.mp3"))

@@ -37,8 +37,8 @@ class Result:
     duration_s: float
     speech_end_s: float
     size_bytes: int
-    loudness_lufs: float
-    peak_db: float
+    loudness_lufs: float | None  # measured from the rendered mix; None when the build was asked not to
+    peak_db: float | None
     synthesised: int
     changes: list[str] = field(default_factory=list)
 
@@ -90,8 +90,12 @@ def safe_name(name: str) -> str:
 
 def build(r: routine.Routine, out: Path, *, changes: list[str] | None = None, loudness_lufs: float = -18.0,
           encoding: export.Encoding = export.Encoding.choose(), cache_dir: Path | None = None,
-          on_progress: Callable[[str, int, int], None] | None = None) -> Result:
-    """Build one MP3 and its sidecars. Nothing is written unless every stage succeeds."""
+          on_progress: Callable[[str, int, int], None] | None = None, measure: bool = True) -> Result:
+    """Build one MP3 and its sidecars. Nothing is written unless every stage succeeds.
+
+    `measure` meters the mix as it streams (BS.1770 loudness and sample peak, for the summary line).
+    It costs about a tenth of a build's CPU; batch jobs, which report no loudness, turn it off.
+    """
     out = Path(out)
     check_output(out)
     export.ffmpeg_path()  # a missing encoder is reported before minutes of work, not after
@@ -101,11 +105,12 @@ def build(r: routine.Routine, out: Path, *, changes: list[str] | None = None, lo
     p = plan(r, changes, cache_dir=cache_dir)
     mix = mix_for(r, loudness_lufs)
     renderer = Renderer(p.timeline, p.clips, bed, mix)
-    meter = loudness.Meter(SAMPLE_RATE, 2)
+    meter = loudness.Meter(SAMPLE_RATE, 2) if measure else None
 
     def metered():
         for block in renderer.blocks(lambda done, total: on_progress and on_progress("render", done, total)):
-            meter.add(block)
+            if meter is not None:
+                meter.add(block)
             yield block
 
     total_ms = renderer.total_frames * 1000 // SAMPLE_RATE
@@ -117,8 +122,9 @@ def build(r: routine.Routine, out: Path, *, changes: list[str] | None = None, lo
     sheet = export.cue_sheet(title=r.title, duration_s=total_ms / 1000, speech_end_s=p.timeline.speech_end / SAMPLE_RATE,
                              cues=cue_list(p.timeline), chapters=chapters, settings=settings_summary(p, mix))
     sidecars = export.write_sidecars(out, sheet)
+    lufs, peak_db = (meter.integrated_lufs(), meter.peak_db) if meter is not None else (None, None)
     return Result(out, sidecars, total_ms / 1000, p.timeline.speech_end / SAMPLE_RATE, size,
-                  meter.integrated_lufs(), meter.peak_db, p.synthesised, list(changes or []))
+                  lufs, peak_db, p.synthesised, list(changes or []))
 
 
 def check_output(out: Path) -> None:
