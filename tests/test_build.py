@@ -186,3 +186,13 @@ def test_the_meter_only_reports_and_a_build_without_it_is_as_loud(tmp_path, shar
     assert abs(lufs - (-18.0)) <= 0.5
     assert abs(measured.loudness_lufs - lufs) <= 0.5  # the meter reads the mix ffmpeg then encodes
     assert np.array_equal(decode(tmp_path / "measured.mp3"), decode(tmp_path / "unmeasured.mp3"))
+
+
+def test_quiet_build_prints_nothing_but_still_builds(tmp_path, shared_cache):
+    routine = write(tmp_path / "q.yaml", SHORT)
+    out = tmp_path / "q.mp3"
+    result = run_cli("-q", "build", str(routine), "-o", str(out), "--seed", "5",
+                     env={"WINDOWN_CACHE_DIR": str(shared_cache)})
+    assert result.returncode == 0, result.stderr
+    assert (result.stdout, result.stderr) == ("", "")
+    assert out.stat().st_size > 10_000

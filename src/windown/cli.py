@@ -163,6 +163,8 @@ def build(ctx, routine_name, output, loudness, bitrate, quality, mono, **opts):
     result = pipeline.build(r, out, changes=changes, loudness_lufs=loudness, encoding=encoding,
                             on_progress=progress.update)
     progress.done()
+    if ctx.quiet:  # -q silences the progress bar and this summary alike; errors still print
+        return
     minutes, seconds = divmod(int(round(result.duration_s)), 60)
     click.echo(f"{result.mp3}: {minutes}:{seconds:02d}, {result.size_bytes / 1e6:.1f} MB, "
                f"{result.loudness_lufs:.1f} LUFS, peak {result.peak_db:.1f} dBFS; "
