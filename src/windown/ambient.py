@@ -267,10 +267,8 @@ def _noise(rng: np.random.Generator, frames: int, sample_rate: int, *, slope_db_
     The spectral slope sets the colour; the 2nd-order high-pass removes subsonic rumble (which would
     also measure as silence in LUFS); L and R share `correlation` of their power, for width.
     """
-    from scipy import fft  # imported here: only synthesis needs it, and a warm build should not pay for it
-
     # float32 throughout: whole-loop float64 temporaries used to double the first build's peak memory
-    f_hz = fft.rfftfreq(frames, 1 / sample_rate).astype(np.float32)
+    f_hz = np.fft.rfftfreq(frames, 1 / sample_rate).astype(np.float32)
     f_hz[0] = f_hz[1]
     bins = len(f_hz)
     gain = (f_hz / np.float32(1000.0)) ** np.float32(slope_db_per_oct / (20 * math.log10(2)))
@@ -293,7 +291,7 @@ def _noise(rng: np.random.Generator, frames: int, sample_rate: int, *, slope_db_
         channel += shared
         channel *= gain
     del shared
-    x = fft.irfft(spectra, n=frames, axis=1, workers=2, overwrite_x=True).T
+    x = np.fft.irfft(spectra, n=frames, axis=1).T  # float32 in, float32 out (numpy >= 2)
     del spectra
     x /= np.sqrt(np.mean(np.square(x), dtype=np.float64)).astype(np.float32)
     return x
