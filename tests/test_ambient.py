@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
+import sys
 import wave
 from pathlib import Path
 
@@ -339,12 +341,9 @@ def test_an_empty_name_is_not_found(tmp_path):
 
 def test_synthesising_a_bed_needs_no_scipy(tmp_path):
     """scipy is a test-only dependency: a first build (which synthesises its bed) must not import it."""
-    import subprocess
-    import sys
-
     code = ("import sys; from windown import ambient; ambient.load_bed('rain', sample_rate=44100); "
             "print('scipy' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         env={**__import__("os").environ, "WINDOWN_CACHE_DIR": str(tmp_path)}).stdout
+                         env={**os.environ, "WINDOWN_CACHE_DIR": str(tmp_path)}).stdout
     assert out.strip() == "False"
     assert list((tmp_path / "beds").glob("rain-*.npy"))
