@@ -66,3 +66,25 @@ def test_the_limiter_holds_the_ceiling_and_leaves_quiet_audio_alone():
     quiet = sine(300, -12, 1, 44100)
     assert loudness.soft_limit(quiet, 44100, 0.5) is not None
     assert np.array_equal(loudness.soft_limit(quiet, 44100, 0.5), quiet)
+
+
+def test_the_streaming_meter_matches_an_iir_reference_on_stereo_in_odd_blocks():
+    """The FFT K-weighting, carried across blocks of any size, against scipy's IIR filter run in float64."""
+    from scipy import signal
+
+    rng = np.random.default_rng(3)
+    x = np.stack([sine(440, -18, 4) + 0.05 * rng.standard_normal(4 * SR).astype(np.float32),
+                  sine(3000, -30, 4)], axis=1)
+    x[SR:2 * SR] = 0  # a silent second, so the gates have something to do
+    y = x.astype(np.float64)
+    for b, a in loudness.k_weighting(SR):
+        y = signal.lfilter(b, a, y, axis=0)
+    hop = SR // 10
+    energies = (y[: len(y) // hop * hop] ** 2).reshape(-1, hop, 2).sum(axis=1)
+    reference = loudness.gated_lufs(energies, hop)
+    for size in (100, 2203, 2205, 44100, 1 << 18):
+        meter = loudness.Meter(SR, 2)
+        for start in range(0, len(x), size):
+            meter.add(x[start:start + size])
+        assert meter.integrated_lufs() == pytest.approx(reference, abs=1e-3), size
+        assert meter.peak == pytest.approx(float(np.abs(x).max()))
