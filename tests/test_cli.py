@@ -210,5 +210,14 @@ def test_validate_catches_a_missing_ambient_file(tmp_path):
     path.write_text("title: T\nambient: {sound: waves.ogg}\nsteps:\n  - pause: 2s\n")
     result = run_cli("validate", str(path))
     assert result.returncode == 2
-    assert result.stderr.startswith(f"{tmp_path / 'waves.ogg'}: ambient file not found. Check the path")
+    assert result.stderr.startswith(f"{path}:2: ambient file not found: {tmp_path / 'waves.ogg'}. Check the path")
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_an_ambient_file_from_a_flag_is_reported_by_its_own_name(tmp_path):
+    """--ambient has no routine line to point at, so the error names the file alone."""
+    path = write(tmp_path / "r.yaml", "title: T\nambient: rain\nsteps:\n  - pause: 2s\n")
+    result = run_cli("build", str(path), "--ambient", str(tmp_path / "gone.ogg"), "-o", str(tmp_path / "r.mp3"))
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"{tmp_path / 'gone.ogg'}: ambient file not found. Check the path")
+    assert not (tmp_path / "r.mp3").exists()

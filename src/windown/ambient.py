@@ -8,6 +8,7 @@ Every bed is normalised to BED_LUFS so the mixer can set its level relative to t
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import shutil
@@ -16,6 +17,7 @@ import wave
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
@@ -75,14 +77,29 @@ def describe() -> list[tuple[str, str]]:
     return [(name, _DESCRIPTIONS[name]) for name in BED_NAMES]
 
 
-def load_bed(sound: str, *, sounds_dir: Path | None = None, sample_rate: int = SAMPLE_RATE) -> Bed | None:
-    """'none' -> None; a built-in name -> a cached synthesised bed; anything else -> a user's file."""
+def load_bed(sound: str, *, sounds_dir: Path | None = None, sample_rate: int = SAMPLE_RATE,
+             origin: tuple[str, int] | None = None) -> Bed | None:
+    """'none' -> None; a built-in name -> a cached synthesised bed; anything else -> a user's file.
+
+    `origin` (routine file, line) is where the sound was chosen: a file problem is reported there."""
     if sound == "none":
         return None
     if sound in _SYNTHS:
         return Bed(_built_in_loop(sound, sample_rate), sound, sample_rate)
-    path = find_file(sound, sounds_dir)
-    return Bed(_user_loop(path, sound, sample_rate), sound, sample_rate)
+    with reported_at(origin):
+        path = find_file(sound, sounds_dir)
+        return Bed(_user_loop(path, sound, sample_rate), sound, sample_rate)
+
+
+@contextlib.contextmanager
+def reported_at(origin: tuple[str, int] | None) -> Iterator[None]:
+    """Re-word a sound file's error as `routine:line: problem: file`, when a routine line chose the file."""
+    try:
+        yield
+    except UserError as exc:
+        if origin is None or exc.path is None:
+            raise
+        raise UserError(f"{exc.problem}: {exc.path}", exc.hint, path=origin[0], line=origin[1]) from None
 
 
 def preview(sound: str, out_path: Path, seconds: float = 20.0, *, sounds_dir: Path | None = None) -> None:

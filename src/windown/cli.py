@@ -248,9 +248,10 @@ def validate(ctx, files):
     from windown import ambient
 
     for name in files:
-        sound = routine.load(name).settings.ambient.sound
-        if sound not in ambient.BED_NAMES:
-            ambient.find_file(sound, None)  # a missing ambient file is caught now, not at build time
+        chosen = routine.load(name).settings.ambient
+        if chosen.sound not in ambient.BED_NAMES:
+            with ambient.reported_at(chosen.origin):  # a missing ambient file is caught now, not at build time
+                ambient.find_file(chosen.sound, None)
         click.echo(f"{name}: ok")
 
 

@@ -69,7 +69,8 @@ def apply_settings(r: Routine, profile: Profile) -> Settings:
             continue
         part, _, attr = key.partition(".")
         if attr:
-            s = dataclasses.replace(s, **{part: dataclasses.replace(getattr(s, part), **{attr: value})})
+            fields = {attr: value, "origin": None} if key == "ambient.sound" else {attr: value}  # a flag has no line
+            s = dataclasses.replace(s, **{part: dataclasses.replace(getattr(s, part), **fields)})
         else:
             s = dataclasses.replace(s, **{key: value})
     tail_set = "tail" in r.set_keys or (profile.doc is not None and "tail" in profile.doc) or \

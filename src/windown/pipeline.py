@@ -99,7 +99,7 @@ def build(r: routine.Routine, out: Path, *, changes: list[str] | None = None, lo
     out = Path(out)
     check_output(out)
     export.ffmpeg_path()  # a missing encoder is reported before minutes of work, not after
-    bed = ambient.load_bed(r.settings.ambient.sound, sample_rate=SAMPLE_RATE)
+    bed = ambient.load_bed(r.settings.ambient.sound, sample_rate=SAMPLE_RATE, origin=r.settings.ambient.origin)
     if on_progress:
         on_progress("speech", 0, 1)
     p = plan(r, changes, cache_dir=cache_dir)

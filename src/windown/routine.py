@@ -50,6 +50,9 @@ class Breathing:
 class Ambient:
     sound: str = "brown-noise"  # a built-in bed name, "none", or a file path (resolved against the routine)
     level_db: float = -20.0  # the bed's level relative to the voice
+    # the file and line that chose `sound`, so a missing or broken sound file is reported there;
+    # None when it came from a command-line flag or a default
+    origin: tuple[str, int] | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -234,10 +237,11 @@ def read_settings(f: Fields, base: Settings) -> tuple[Settings, set[str]]:
         if value is not None:
             changes[attr] = value
     # Ambient file paths are relative to the file that names them.
-    if "ambient" in changes:
+    if ambient and "sound" in ambient:
         sound = changes["ambient"].sound
         if _looks_like_path(sound):
-            changes["ambient"] = dataclasses.replace(changes["ambient"], sound=_relative_to(f.path, sound))
+            sound = _relative_to(f.path, sound)
+        changes["ambient"] = dataclasses.replace(changes["ambient"], sound=sound, origin=(f.path, f.line("ambient")))
     return dataclasses.replace(base, **changes), set(f.seen) & set(SETTING_KEYS)
 
 
