@@ -73,41 +73,38 @@ def speak_one(engine, text: str, path: str) -> None:
     for _ in range(ATTEMPTS):
         engine.save_to_file(text, path)
         engine.runAndWait()
-        deadline = time.monotonic() + 10 + 0.5 * len(text.split())
-        last_size = -1
-        while time.monotonic() < deadline:
-            if not engine.isBusy() and is_empty_wav(path):
-                break  # dropped: say it again
-            size = complete_size(path)
-            if size is not None and size == last_size and not engine.isBusy():
-                return
-            last_size = size if size is not None else -1
-            time.sleep(POLL_S)
-        else:
-            break
+        if wait_for_wav(engine, path, 10 + 0.5 * len(text.split())):
+            return
         time.sleep(0.02)
     raise TimeoutError("no complete audio file appeared")
 
 
-def is_empty_wav(path: str) -> bool:
-    """A whole WAV header with no audio after it: what the driver saves for a dropped phrase."""
-    try:
-        with wave.open(path, "rb") as handle:
-            return handle.getnframes() == 0 and os.path.getsize(path) <= 64
-    except (OSError, EOFError, wave.Error):
-        return False
+def wait_for_wav(engine, path: str, seconds: float) -> bool:
+    """True once the file is a complete WAV whose size held still while the driver was idle; False
+    when the driver went idle leaving a WAV with no audio (a dropped phrase); TimeoutError else."""
+    deadline = time.monotonic() + seconds
+    last_size = -1
+    while time.monotonic() < deadline:
+        frames, size = wav_frames_and_size(path)
+        idle = not engine.isBusy()
+        if idle and frames == 0 and 0 < size <= 64:  # a header and nothing after it
+            return False
+        complete = frames > 0 and size >= frames * 2  # 16-bit mono
+        if complete and size == last_size and idle:
+            return True
+        last_size = size if complete else -1
+        time.sleep(POLL_S)
+    raise TimeoutError("no complete audio file appeared")
 
 
-def complete_size(path: str) -> int | None:
-    """The file's size if it is a readable WAV holding audio, else None."""
+def wav_frames_and_size(path: str) -> tuple[int, int]:
+    """(frames the WAV header declares, bytes on disk); (-1, -1) while the file is missing or unreadable."""
     try:
         size = os.path.getsize(path)
         with wave.open(path, "rb") as handle:
-            frames = handle.getnframes()
-        expected = frames * 2  # 16-bit mono
-        return size if frames > 0 and size >= expected else None
+            return handle.getnframes(), size
     except (OSError, EOFError, wave.Error):
-        return None
+        return -1, -1
 
 
 if __name__ == "__main__":
