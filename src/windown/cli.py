@@ -78,10 +78,8 @@ cli.params.extend(_talk_options())
 
 def _help(s: settings.Setting) -> str:
     text = s.help[:1].upper() + s.help[1:]
-    if s.kind in ("duration", "whole", "number") and s.high is not None:
-        show = (lambda v: source.format_duration(int(v))) if s.unit == "ms" else (lambda v: f"{v:g}")
-        text += f" ({show(s.low)} to {show(s.high)}"
-        text += f"; default {s.show(s.default)})" if s.default is not None else ")"
+    if s.kind != "choice" and s.range_text():
+        text += f" ({s.range_text()}" + (f"; default {s.show(s.default)})" if s.default is not None else ")")
     return text + "."
 
 
@@ -254,6 +252,22 @@ def validate(ctx, files):
             with ambient.reported_at(chosen.origin):  # a missing ambient file is caught now, not at build time
                 ambient.find_file(chosen.sound, None)
         click.echo(f"{name}: ok")
+
+
+@cli.command(name="settings")
+def list_settings():
+    """List every setting: its key in a routine or profile, its flag, default, range and meaning.
+
+    \b
+    Example:
+      windown settings
+    """
+    click.echo(f"{'key':19s} {'flag':27s} {'default':11s} {'values':27s} meaning")
+    for s in settings.SETTINGS + settings.ENCODING:
+        key = s.key if s in settings.SETTINGS else s.key + "*"
+        default = s.show(s.default) if s.default is not None else "-"
+        click.echo(f"{key:19s} {s.flag or '':27s} {default:11s} {s.range_text():27s} {s.help}")
+    click.echo("* set by a flag or a batch job, not by a routine or profile")
 
 
 @cli.command()

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from windown import library, routine, settings, source
+from windown import library, routine, settings
 
 DURATION_PATTERN = (r"^ *(?=[^ ])([0-9]+(\.[0-9]+)?|([0-9]+(\.[0-9]+)?[hH])? *([0-9]+(\.[0-9]+)?[mM](?![sS]))? *"
                     r"([0-9]+(\.[0-9]+)?[sS])? *([0-9]+[mM][sS])?) *$")
@@ -44,9 +44,7 @@ def setting_schema(s: settings.Setting) -> dict:
     if s.kind == "flag":
         return {**_FLAG, **described}
     if s.kind == "duration":
-        low = source.format_duration(int(s.low or 0))
-        high = source.format_duration(int(s.high))
-        return {"allOf": [_REF["duration"]], "description": f"{s.help} ({low} to {high})"}
+        return {"allOf": [_REF["duration"]], "description": f"{s.help} ({s.range_text()})"}
     if s.kind == "whole":
         return _whole(int(s.low), int(s.high), s.help)
     if s.kind == "number":

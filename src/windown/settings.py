@@ -149,6 +149,16 @@ class Setting:
             return f"{value:g}"
         return str(value)
 
+    def range_text(self) -> str:
+        """The allowed values as a person reads them: `1.5s to 30s`, `80 to 300`, `slow|medium|brisk`."""
+        if self.kind == "choice":
+            return "|".join(self.options)
+        if self.high is None:
+            return ""
+        if self.unit == "ms":
+            return f"{self.show(self.low)} to {self.show(self.high)}"
+        return f"{self.low:g} to {self.high:g}" if self.kind == "number" else f"{int(self.low)} to {int(self.high)}"
+
     @property
     def json_key(self) -> str:
         """The cue sheet's name for it: the key's last part with its unit (`tail_s`, `rate_wpm`)."""
@@ -175,7 +185,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("voice.engine", "voice.engine", "choice", "pyttsx3", "Speech engine",
             "the speech engine", choices=ENGINES, flag="--engine"),
     Setting("voice.voice", "voice.voice", "text", None, "Voice",
-            "a voice of that engine (`windown voices` lists them)", flag="--voice", max_chars=1000),
+            "a voice of that engine; `windown voices` lists them", flag="--voice", max_chars=1000),
     Setting("voice.rate", "voice.rate_wpm", "whole", 140, "Speaking rate",
             "speaking rate in words per minute", unit="wpm", low=80, high=300, flag="--rate"),
     Setting("breathing.inhale", "breathing.inhale_ms", "duration", 4000, "Breathe in",
@@ -201,7 +211,7 @@ SETTINGS: tuple[Setting, ...] = (
             "no progress talk, chimes instead of countdowns, a slower voice towards the end",
             flag="--bedtime/--no-bedtime"),
     Setting("tail", "tail_ms", "duration", 60_000, "Sleep tail",
-            "how long the bed plays on after the last words (bedtime mode: 10m unless set)",
+            "how long the bed plays on after the last words; bedtime mode makes it 10m unless set",
             unit="ms", low=0, high=2 * 3_600_000, flag="--tail"),
     Setting("order", "order", "choice", "as-written", "Order",
             "auto groups stretches by position and ends lying down", choices=("auto", "as-written"),
@@ -209,10 +219,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("safety", "safety", "flag", True, "Safety introduction",
             "speak the short safety introduction", flag="--safety/--no-safety"),
     Setting("length", "length_ms", "duration", None, "Length",
-            "fit the guided part to this length (within 3%)", unit="ms", low=60_000, high=MAX_TRACK_MS,
+            "fit the guided part to this length, within 3%", unit="ms", low=60_000, high=MAX_TRACK_MS,
             flag="--length", example="15m"),
     Setting("avoid", "avoid", "tags", (), "Avoid",
-            "tags of stretches to ease or leave out (kneeling, prone, ...)", choices=_tags, flag="--avoid",
+            "tags of stretches to ease or leave out: kneeling, prone, ...", choices=_tags, flag="--avoid",
             example="[kneeling, prone]"),
     Setting("exclude", "exclude", "stretches", (), "Leave out",
             "stretch ids to leave out", choices=_stretch_ids, flag="--exclude", example="[cobra]"),
@@ -221,7 +231,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("name", "name", "text", None, "Your name",
             "your name, for a short greeting", flag="--name", private=True, max_chars=40, example="Sam"),
     Setting("seed", "seed", "whole", None, "Phrasing seed",
-            "the same seed gives the same phrasing (default: today's date)", low=0, high=2**31 - 1,
+            "the same seed gives the same phrasing; unset, it is today's date", low=0, high=2**31 - 1,
             flag="--seed", example="7"),
     Setting("transition", "transition_ms", "duration", 6000, "Transition",
             "the quiet between stretches", unit="ms", low=0, high=120_000),
@@ -230,13 +240,13 @@ SETTINGS: tuple[Setting, ...] = (
 # How a track is encoded: set by flags and batch jobs, not by routines or profiles.
 ENCODING: tuple[Setting, ...] = (
     Setting("loudness", "loudness_lufs", "number", -18.0, "Loudness",
-            "integrated loudness target (true peak stays at or below -1.5 dBTP)", unit="LUFS", low=-30, high=-10,
+            "integrated loudness target in LUFS; true peak stays at or below -1.5 dBTP", unit="LUFS", low=-30, high=-10,
             flag="--loudness", profile=False),
     Setting("bitrate", "bitrate_kbps", "whole", None, "Bitrate",
             "constant bitrate in kb/s instead of VBR", unit="kbps", low=32, high=320, flag="--bitrate",
             profile=False),
     Setting("quality", "quality", "whole", None, "Quality",
-            "VBR quality, 0 best to 9 smallest (default 4, about 165 kb/s)", low=0, high=9, flag="--quality",
+            "VBR quality, 0 best to 9 smallest; 4 (the default) is about 165 kb/s", low=0, high=9, flag="--quality",
             profile=False),
     Setting("mono", "mono", "flag", False, "Mono", "one channel: half the size, the same sound on a phone's speaker",
             flag="--mono", profile=False),
