@@ -59,6 +59,7 @@ class Setting:
     private: bool = False     # kept out of the cue sheet (a track may be shared)
     max_chars: int = 0        # for text
     example: str = ""         # a value as a person writes it, for the starter and form placeholders
+    low_hint: str = ""        # why a duration's floor is above zero, said when a value falls below it
 
     @property
     def name(self) -> str:
@@ -86,7 +87,7 @@ class Setting:
         if k == "flag":
             return source.flag
         if k == "duration":
-            return source.duration(int(self.low or 0), int(self.high), min_hint=self.low_hint())
+            return source.duration(int(self.low or 0), int(self.high), min_hint=self.low_hint)
         if k == "whole":
             return source.whole(int(self.low), int(self.high))
         if k == "number":
@@ -98,10 +99,6 @@ class Setting:
         if k == "sound":
             return source.text(1000)
         raise AssertionError(k)
-
-    def low_hint(self) -> str:
-        """Why a duration has a floor above zero, said when a value falls below it."""
-        return _LOW_HINTS.get(self.key, "")
 
     def parse_flag(self, value: Any) -> Any:
         """A command-line or form value, checked as a file's would be; errors name the flag."""
@@ -166,11 +163,7 @@ class Setting:
         return self.name + suffix
 
 
-_LOW_HINTS = {
-    "breathing.inhale": "A calm breath is about 4s in and 6s out",
-    "breathing.exhale": "A calm breath is about 4s in and 6s out",
-    "length": "Give the guided part's length, e.g. 15m",
-}
+CALM_BREATH = "A calm breath is about 4s in and 6s out"
 
 GROUPS = {
     "voice": "the voice that speaks",
@@ -189,9 +182,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("voice.rate", "voice.rate_wpm", "whole", 140, "Speaking rate",
             "speaking rate in words per minute", unit="wpm", low=80, high=300, flag="--rate"),
     Setting("breathing.inhale", "breathing.inhale_ms", "duration", 4000, "Breathe in",
-            "how long each breath in lasts", unit="ms", low=1500, high=BREATH_MAX_MS, flag="--inhale"),
+            "how long each breath in lasts", unit="ms", low=1500, high=BREATH_MAX_MS, flag="--inhale", low_hint=CALM_BREATH),
     Setting("breathing.exhale", "breathing.exhale_ms", "duration", 6000, "Breathe out",
-            "how long each breath out lasts", unit="ms", low=1500, high=BREATH_MAX_MS, flag="--exhale"),
+            "how long each breath out lasts", unit="ms", low=1500, high=BREATH_MAX_MS, flag="--exhale", low_hint=CALM_BREATH),
     Setting("breathing.hold_in", "breathing.hold_in_ms", "duration", 0, "Pause after breathing in",
             "a pause at the top of the breath", unit="ms", low=0, high=BREATH_MAX_MS),
     Setting("breathing.hold_out", "breathing.hold_out_ms", "duration", 0, "Pause after breathing out",
@@ -220,7 +213,7 @@ SETTINGS: tuple[Setting, ...] = (
             "speak the short safety introduction", flag="--safety/--no-safety"),
     Setting("length", "length_ms", "duration", None, "Length",
             "fit the guided part to this length, within 3%", unit="ms", low=60_000, high=MAX_TRACK_MS,
-            flag="--length", example="15m"),
+            flag="--length", example="15m", low_hint="Give the guided part's length, e.g. 15m"),
     Setting("avoid", "avoid", "tags", (), "Avoid",
             "tags of stretches to ease or leave out: kneeling, prone, ...", choices=_tags, flag="--avoid",
             example="[kneeling, prone]"),
