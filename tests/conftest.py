@@ -95,10 +95,11 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeou
 
 
 def decode(path: Path, channels: int = 2) -> np.ndarray:
-    """Decode any audio file with ffmpeg to float32 (frames, channels) at 44.1 kHz."""
-    raw = subprocess.run(["ffmpeg", "-v", "error", "-i", str(path), "-f", "f32le", "-ac", str(channels),
-                          "-ar", str(SAMPLE_RATE), "-"], capture_output=True, check=True).stdout
-    return np.frombuffer(raw, dtype=np.float32).reshape(-1, channels)
+    """Decode any audio file with ffmpeg to float32 (frames, channels) at 44.1 kHz: what a player hears."""
+    raw = subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-i", str(path), "-f", "f32le", "-ac", str(channels),
+                          "-ar", str(SAMPLE_RATE), "-"], stdin=subprocess.DEVNULL, capture_output=True,
+                         check=True).stdout
+    return np.frombuffer(raw, dtype="<f4").reshape(-1, channels)
 
 
 def write(path: Path, text: str) -> Path:
