@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import decode, run_cli, write
+from conftest import decode, descendants, run_cli, still_running, write
 from windown import pipeline
 
 SMALL = """\
@@ -131,36 +131,47 @@ def test_a_full_disk_keeps_the_old_track_and_leaves_nothing(tmp_path):
         subprocess.run(["umount", str(disk)], check=False)
 
 
+def worker_processes(proc) -> dict:
+    return {k: v for k, v in descendants(proc.pid).items() if "windown.speech.pyttsx3_worker" in v}
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
-def test_interrupting_synthesis_leaves_the_cache_valid(tmp_path, signum, code):
-    """Stop a cold build while pyttsx3 workers are speaking: no output, no temp files, no broken clips."""
+@pytest.mark.parametrize("signum, code, moment", [(signal.SIGINT, 130, "speaking"), (signal.SIGTERM, 143, "speaking"),
+                                                  (signal.SIGINT, 130, "cached")])
+def test_interrupting_synthesis_leaves_the_cache_valid(tmp_path, signum, code, moment):
+    """Stop a cold build while its pyttsx3 workers speak, or once the clips are being cached: no output,
+    no temp files, no broken clips, no worker left running."""
     cache = tmp_path / "cache"
+    temp = tmp_path / "tmp"
+    temp.mkdir()
     lines = "".join(f"  - say: Phrase {i}, breathe in, and breathe out very slowly.\n" for i in range(60))
-    # a long tail keeps the build busy for many seconds after its first clip is cached, so the signal
-    # surely lands during the build even on a loaded machine
+    # a long tail keeps the build busy long after its clips are cached, so the signal lands during the build
     routine = write(tmp_path / "r.yaml", "title: Many words\nvoice: {engine: pyttsx3}\ntail: 30m\nsteps:\n" + lines)
     out = tmp_path / "out" / "r.mp3"
-    env = {**os.environ, "WINDOWN_CACHE_DIR": str(cache)}
+    env = {**os.environ, "WINDOWN_CACHE_DIR": str(cache), "TMPDIR": str(temp)}
     proc = subprocess.Popen([sys.executable, "-m", "windown", "build", str(routine), "-o", str(out)], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not list((cache / "clips").rglob("*.npy")):
+    workers: dict = {}
+    while not workers:  # the synthesis workers this build started, by process id
         assert proc.poll() is None, proc.communicate()
+        workers = worker_processes(proc)
         time.sleep(0.02)
+    if moment == "cached":  # every phrase is spoken; the clips are being written to the cache
+        while not list((cache / "clips").rglob("*.npy")):
+            assert proc.poll() is None, proc.communicate()
+            time.sleep(0.02)
     proc.send_signal(signum)
     _, stderr = proc.communicate(timeout=30)
     assert proc.returncode == code, stderr
     assert "Traceback" not in stderr
     assert not out.exists()
     assert not list(tmp_path.rglob("*.part"))
+    assert [p for p in temp.iterdir() if p.name.startswith("windown-")] == []  # its temp folders went too
     for clip in (cache / "clips").rglob("*"):
         if clip.is_file():
             assert clip.suffix == ".npy", clip
             assert np.load(clip).dtype == np.float32
-    time.sleep(0.3)
-    workers = subprocess.run(["pgrep", "-f", "windown.speech.pyttsx3_worker"], capture_output=True, text=True)
-    assert not workers.stdout.strip(), "a pyttsx3 worker outlived the build"
+    assert still_running(workers) == [], "a pyttsx3 worker outlived the build"
 
 
 @pytest.mark.slow
