@@ -11,11 +11,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, settings
 
 from windown import speech
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE_RATE = 44100
+
+# Property tests judge what a document does, never how fast: no per-example deadline, and no
+# failure when a busy machine makes generating examples slow.
+settings.register_profile("windown", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("windown")
 
 
 @pytest.fixture(scope="session")
