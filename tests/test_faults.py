@@ -7,6 +7,7 @@ no temporary files left behind.
 from __future__ import annotations
 
 import json
+import re
 import os
 import shutil
 import signal
@@ -208,3 +209,50 @@ def test_the_default_output_is_inside_output(tmp_path):
 
     out = pipeline.default_output(routine_mod.load(str(routine)))
     assert out.parent == Path("output") and out.name == "weird-name.mp3"
+
+
+# --- a bug in windown -------------------------------------------------------------------------------
+
+BUG_LINE = re.compile(r"windown hit a bug: (?P<summary>.+)\. The full traceback is in (?P<path>\S+); please report it\.")
+
+
+def run_with_a_bug(tmp_path: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    """`windown ARGS` in a real process whose preset list is broken, as a bug would break it."""
+    code = ("import windown.library as lib\n"
+            "lib.preset_names = lambda: None  # a bug: not a list\n"
+            "from windown.cli import main\n"
+            "main()\n")
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120,
+                          cwd=tmp_path, env={**os.environ, **(env or {})})
+
+
+def test_a_bug_is_one_line_exit_3_and_a_saved_traceback(tmp_path):
+    cache = tmp_path / "cache"
+    result = run_with_a_bug(tmp_path, "presets", env={"WINDOWN_CACHE_DIR": str(cache)})
+    assert result.returncode == 3, result.stderr
+    assert result.stdout == ""
+    [line] = result.stderr.splitlines()
+    match = BUG_LINE.fullmatch(line)
+    assert match, line
+    assert match["summary"] == "TypeError: 'NoneType' object is not iterable"
+    saved = Path(match["path"])
+    assert saved.parent == cache / "bugs"
+    report = saved.read_text()
+    assert "command: -c presets" in report
+    assert "Traceback (most recent call last):" in report
+    assert "in presets" in report and report.rstrip().endswith("TypeError: 'NoneType' object is not iterable")
+    assert [p.name for p in saved.parent.iterdir()] == [saved.name]  # no temporary file left beside it
+
+
+def test_a_bug_whose_traceback_cannot_be_saved_still_says_so_in_one_line(tmp_path):
+    blocked = write(tmp_path / "not-a-folder", "")
+    result = run_with_a_bug(tmp_path, "presets", env={"WINDOWN_CACHE_DIR": str(blocked)})
+    assert result.returncode == 3
+    assert result.stderr == ("windown hit a bug: TypeError: 'NoneType' object is not iterable. Its traceback could "
+                             "not be saved; please report it with the command you ran.\n")
+
+
+def test_bad_input_is_still_exit_2_and_not_a_bug(tmp_path):
+    result = run_with_a_bug(tmp_path, "build", "missing.yaml")
+    assert result.returncode == 2
+    assert "hit a bug" not in result.stderr
