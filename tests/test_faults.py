@@ -213,7 +213,8 @@ def test_the_default_output_is_inside_output(tmp_path):
 
 # --- a bug in windown -------------------------------------------------------------------------------
 
-BUG_LINE = re.compile(r"windown hit a bug: (?P<summary>.+)\. The full traceback is in (?P<path>\S+); please report it\.")
+BUG_LINE = re.compile(r"windown hit a bug: (?P<summary>.+)\. The full traceback is in (?P<path>\S+); "
+                      r"please report it\.")
 
 
 def run_with_a_bug(tmp_path: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:

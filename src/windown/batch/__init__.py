@@ -19,6 +19,7 @@ from windown.batch.shelf import (PLAYLIST_NAME, counts, failure, summary, table,
 __all__ = [
     "DASK_HINT", "FINGERPRINT_SUFFIX", "PLAYLIST_NAME", "SIDECARS", "DaskExecutor", "Event", "Executor", "Job",
     "LocalExecutor", "Outcome", "Prepared", "Task", "build_task", "check_routine_name", "counts", "default_workers",
-    "engine_version", "failure", "fingerprint", "fingerprint_path", "is_batch_file", "jobs_for", "jobs_from", "output_path", "prepare",
-    "read_batch_file", "run", "stale_reason", "summary", "table", "track_info", "write_playlist", "write_track",
+    "engine_version", "failure", "fingerprint", "fingerprint_path", "is_batch_file", "jobs_for", "jobs_from",
+    "output_path", "prepare", "read_batch_file", "run", "stale_reason", "summary", "table", "track_info",
+    "write_playlist", "write_track",
 ]

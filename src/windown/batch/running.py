@@ -20,7 +20,7 @@ import tempfile
 import time
 import traceback
 import uuid
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import CancelledError, ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
@@ -278,7 +278,7 @@ class DaskExecutor:
             for future in distributed.as_completed(list(futures), loop=client.loop):
                 try:
                     answer = future.result()
-                except (distributed.KilledWorker, OSError, TimeoutError) as exc:  # the cluster, not the build
+                except (distributed.KilledWorker, CancelledError, OSError, TimeoutError) as exc:  # the cluster
                     answer = {"ok": False, "reason": f"the Dask cluster lost the job ({short_error(exc)})"}
                 except Exception as exc:
                     answer = bug_answer(exc)
