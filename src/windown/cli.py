@@ -1,6 +1,7 @@
 """The command line: thin wrappers over the library, and the one place errors become exit codes.
 
-Exit codes: 0 success, 1 a build failed, 2 bad input or usage, 130/143 interrupted (SIGINT/SIGTERM).
+Exit codes: 0 success, 1 a build failed, 2 bad input or usage, 3 a bug in windown (its traceback is
+saved to a file), 130/143 interrupted (SIGINT/SIGTERM).
 Results go to stdout; progress and errors go to stderr; colour only on a terminal without NO_COLOR.
 """
 
@@ -15,7 +16,7 @@ from typing import Any, Callable
 
 import click
 
-from windown import __version__, library, personalise, pipeline, routine, settings, source, starter
+from windown import __version__, errors, library, personalise, pipeline, routine, settings, source, starter
 from windown.errors import Interrupted, UserError
 
 
@@ -399,7 +400,6 @@ def batch(ctx, sources, output_dir, workers, force, all_presets, scheduler, play
         ambient: rain
     """
     from windown import batch as batching
-    from windown.errors import BuildError
 
     enc = flag_values(opts, settings.ENCODING)
     settings.check_encoding(enc)
@@ -407,18 +407,8 @@ def batch(ctx, sources, output_dir, workers, force, all_presets, scheduler, play
     profile_file = opts.get("profile")
     profile = profile_from(opts)  # checks the flags and an explicit --profile now, before any job
     flags = {k: v for k, v in profile.flags.items() if v is not None}
-    jobs = []
-    for name in sources:
-        if batching.is_batch_file(name):
-            jobs += batching.read_batch_file(name, output_dir, profile=profile_file, overrides=flags,
-                                             **encoding)
-        else:
-            jobs += batching.jobs_for([name], output_dir, profile=profile_file, overrides=flags, **encoding)
-    if all_presets:
-        jobs += batching.jobs_for(library.preset_names(), output_dir, profile=profile_file, overrides=flags,
-                                  **encoding)
-    if not jobs:
-        raise UserError("nothing to build", "Name routine files, presets or a batch file, or add --all-presets")
+    jobs = batching.jobs_from(list(sources) + (library.preset_names() if all_presets else []), output_dir,
+                              profile=profile_file, overrides=flags, **encoding)
 
     finished = []
 
@@ -437,19 +427,10 @@ def batch(ctx, sources, output_dir, workers, force, all_presets, scheduler, play
     outcomes = batching.run(jobs, workers=workers, force=force, scheduler=scheduler, on_event=on_event)
 
     colour = _stdout_color()
-    width = max(len(str(o.job.output)) for o in outcomes)
-    for o in outcomes:
-        if o.duration_s is not None:
-            minutes, seconds = divmod(int(round(o.duration_s)), 60)
-            length = f"{minutes}:{seconds:02d}"
-        else:
-            length = "-"
-        detail = {"built": f"built in {o.seconds:.0f}s", "skipped": "unchanged"}.get(o.status, o.reason)
-        status = click.style(f"{o.status:8s}", fg=_STATUS_COLOURS[o.status]) if colour else f"{o.status:8s}"
-        click.echo(f"{status} {str(o.job.output):{width}s} {length:>6s}  {detail}", color=colour)
-    counts = {s: sum(o.status == s for o in outcomes) for s in ("built", "skipped", "failed")}
-    summary = (f"{len(outcomes)} track{'s' if len(outcomes) != 1 else ''}: {counts['built']} built, "
-               f"{counts['skipped']} skipped, {counts['failed']} failed")
+    for status, rest in batching.table(outcomes):
+        shown = click.style(f"{status:8s}", fg=_STATUS_COLOURS[status]) if colour else f"{status:8s}"
+        click.echo(f"{shown} {rest}", color=colour)
+    summary = batching.summary(outcomes)
     playlist_error = None
     if not no_playlist:
         try:
@@ -457,13 +438,11 @@ def batch(ctx, sources, output_dir, workers, force, all_presets, scheduler, play
         except UserError as exc:
             playlist_error = exc
     click.echo(summary)
-    if counts["failed"]:
-        if playlist_error:
-            note(ctx, str(playlist_error))
-        raise BuildError(f"{counts['failed']} of {len(outcomes)} job{'s' if len(outcomes) != 1 else ''} failed",
-                         "Their reasons are in the table above")
-    if playlist_error:
-        raise playlist_error
+    failure = batching.failure(outcomes)
+    if failure and playlist_error:
+        note(ctx, str(playlist_error))
+    if failure or playlist_error:
+        raise failure or playlist_error
 
 
 @cli.command()
@@ -532,4 +511,7 @@ def main() -> None:
         sys.exit(143)
     except BrokenPipeError:
         sys.exit(0)
+    except Exception as exc:  # not bad input, not a failed build: a bug in windown
+        click.echo(errors.report_bug(exc), err=True)
+        sys.exit(errors.BUG_EXIT_CODE)
     sys.exit(0)
