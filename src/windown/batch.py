@@ -87,6 +87,7 @@ class Outcome:
     title: str | None = None
     duration_s: float | None = None
     synthesised: int = 0               # phrases the speech engine had to synthesise
+    session: Any = None                # journal.Session: what the built track contains, for the journal
 
 
 Event = Callable[[str, Job, str], None]  # (kind: queued/built/skipped/failed, job, detail)
@@ -434,8 +435,11 @@ def build_task(task: Task) -> dict:
                                     loudness_lufs=task.loudness_lufs, encoding=encoding,
                                     measure=False)  # the shelf's table shows no loudness: skip the meter
             files = {p.suffix: p.read_bytes() for p in (result.mp3, *result.sidecars)}
+        from windown import journal
+
         return {"ok": True, "files": files, "title": r.title, "duration_s": result.duration_s,
-                "synthesised": result.synthesised}
+                "synthesised": result.synthesised,
+                "session": journal.session_of(r, result, r.path, "batch") if r.settings.journal else None}
     except UserError as exc:
         return {"ok": False, "reason": str(exc)}
     except Exception as exc:  # a bug or an environment fault: still one line, and the other jobs go on
@@ -516,7 +520,7 @@ def run(jobs: list[Job], workers: int | None = None, force: bool = False, schedu
             fail(i, f"{jobs[i].output}: cannot write the track ({exc.strerror or exc})")
             return
         outcomes[i] = Outcome(jobs[i], "built", "", time.monotonic() - started[i], answer.get("title"),
-                              answer.get("duration_s"), answer.get("synthesised", 0))
+                              answer.get("duration_s"), answer.get("synthesised", 0), answer.get("session"))
         emit("built", jobs[i], "")
 
     if tasks:

@@ -75,6 +75,7 @@ class Settings:
     name: str | None = None
     seed: int | None = None
     transition_ms: int = 6000
+    journal: bool = True  # false: build without the journal (no adapting, no session recorded)
 
 
 @dataclass(frozen=True)
@@ -136,7 +137,7 @@ class Routine:
 
 
 SETTING_KEYS = ("voice", "breathing", "ambient", "pace", "instruction", "bedtime", "tail", "order", "safety",
-                "length", "avoid", "exclude", "in_bed_only", "name", "seed", "transition")
+                "length", "avoid", "exclude", "in_bed_only", "name", "seed", "transition", "journal")
 
 
 def load(path: str | os.PathLike) -> Routine:
@@ -231,6 +232,7 @@ def read_settings(f: Fields, base: Settings) -> tuple[Settings, set[str]]:
         "name": ("name", source.text(40)),
         "seed": ("seed", source.whole(0, 2**31 - 1)),
         "transition": ("transition_ms", source.duration(0, 120_000)),
+        "journal": ("journal", source.flag),
     }
     for key, (attr, reader) in simple.items():
         value = f.get(key, reader)
@@ -561,6 +563,8 @@ def schema() -> dict:
             "name": {"type": "string", "minLength": 1, "maxLength": 40, "description": "for a short greeting"},
             "seed": whole(0, 2**31 - 1, "phrasing seed"),
             "transition": ref["duration"],
+            "journal": {**flag, "description": "false: build without the journal (no adapting, no session "
+                                               "recorded)"},
             "steps": {"type": "array", "minItems": 1, "maxItems": MAX_STEPS, "items": ref["step"]},
         }, ("title", "steps")),
         "$defs": {

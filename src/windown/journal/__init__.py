@@ -1,0 +1,85 @@
+"""The journal: every build records a session, `windown log` adds entries, and personalise reads its verdicts.
+
+Library functions for every surface (CLI, batch, the web page): `record_session`, `add_entry`, `verdicts_at`.
+Storage is in `store`, looking back in `report`, CSV in `csvfile`, the plot in `plot`.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+from pathlib import Path
+
+from windown import source
+from windown.errors import UserError
+from windown.journal.store import (Contents, Entry, Journal, JournalError, Session, SessionStretch, default_path,
+                                   now, open_journal)
+from windown.journal import report
+
+__all__ = ["Contents", "Entry", "Journal", "JournalError", "Session", "SessionStretch", "default_path", "now",
+           "open_journal", "session_of", "record_session", "verdicts_at", "check_ids", "add_entry", "report"]
+
+
+def session_of(r, result, routine: str, source_name: str = "cli") -> Session:
+    """What a finished build contained: `r` is the personalised routine, `result` the pipeline.Result."""
+    from windown.routine import StretchStep
+
+    stretches = []
+    for step in r.steps:
+        if isinstance(step, StretchStep):
+            st = step.stretch
+            hold = step.hold_ms or (st.hold_ms.default if st.hold_ms else None)
+            stretches.append(SessionStretch(st.id, hold if st.kind not in ("flow", "reps") else None))
+    return Session(now(), routine, r.title, tuple(stretches), int(result.guided_ms), result.engine, result.voice,
+                   str(Path(result.mp3).resolve()), source_name)
+
+
+def record_session(path: str | os.PathLike | None, session: Session) -> int:
+    """Add one session to the journal at `path` (None: the default journal); returns its id."""
+    with open_journal(default_path(path)) as journal:
+        return journal.add_session(session)
+
+
+def verdicts_at(path: str | os.PathLike | None, today: datetime.date | None = None) -> list:
+    """The journal's verdicts for tomorrow's track; none when there is no journal yet."""
+    journal = open_journal(default_path(path), write=False)
+    if journal is None:
+        return []
+    with journal:
+        return report.verdicts(journal.read(), today or datetime.date.today())
+
+
+def check_ids(flag: str, ids: tuple[str, ...], last: Session | None) -> None:
+    """Stretch ids given to --hurt/--helped/--skipped must be among the last session's (or, before any
+    session, the library's); the closest one is suggested."""
+    from windown import library
+
+    if last is not None:
+        known = [x.stretch for x in last.stretches]
+        known += [report.root_id(x) for x in known if report.root_id(x) not in known]
+        where = f"in your last session ({last.title}, {last.at[:16].replace('T', ' ')}: " \
+                f"{', '.join(x.stretch for x in last.stretches)})"
+    else:
+        known = library.all_ids()
+        where = "in the stretch library (no session recorded yet)"
+    for x in ids:
+        if x not in known:
+            hint = source.closest(x, known)
+            raise UserError(f"{flag}: '{x}' is not a stretch {where}",
+                            hint or "Give stretch ids separated by commas, e.g. --hurt cobra,bridge")
+
+
+def add_entry(path: str | os.PathLike | None, entry: Entry) -> int:
+    """Check the feedback ids against the session the entry follows, then add it; returns its id.
+    A bad id writes nothing (not even a new, empty journal)."""
+    path = default_path(path)
+    if not path.exists():
+        for flag, ids in (("--hurt", entry.hurt), ("--helped", entry.helped), ("--skipped", entry.skipped)):
+            check_ids(flag, ids, None)
+    with open_journal(path) as journal:
+        last = journal.last_session(entry.at)
+        for flag, ids in (("--hurt", entry.hurt), ("--helped", entry.helped), ("--skipped", entry.skipped)):
+            check_ids(flag, ids, last)
+        from dataclasses import replace
+
+        return journal.add_entry(replace(entry, session_id=last.id if last else None))
