@@ -518,12 +518,12 @@ def init(file, force):
 
 # --- the journal ------------------------------------------------------------------------------------
 
-SCALES = {  # flag: (low, high, what the ends mean)
-    "--pain": (0, 10, "0 no pain to 10 the worst imaginable"),
-    "--sleep": (1, 5, "1 very poor, 2 poor, 3 fair, 4 good, 5 very good"),
-    "--fell-asleep": (0, 24 * 60, "minutes it took to fall asleep"),
-    "--woke": (0, 100, "times you woke in the night"),
-    "--pain-waking": (0, 10, "0 no pain to 10 the worst imaginable"),
+SCALES = {  # flag: (low, high, what the numbers mean, an example)
+    "--pain": (0, 10, "0 no pain to 10 the worst imaginable", 3),
+    "--sleep": (1, 5, "1 very poor, 2 poor, 3 fair, 4 good, 5 very good", 4),
+    "--fell-asleep": (0, 24 * 60, "minutes it took to fall asleep", 20),
+    "--woke": (0, 100, "times you woke in the night", 1),
+    "--pain-waking": (0, 10, "0 no pain to 10 the worst imaginable", 3),
 }
 
 
@@ -531,12 +531,12 @@ def _score(flag: str, value: str | None) -> int | None:
     """A whole number on its scale, or one clear line saying what belongs there."""
     if value is None or str(value).strip() == "":
         return None
-    low, high, meaning = SCALES[flag]
+    low, high, meaning, example = SCALES[flag]
     try:
         number = int(str(value).strip())
     except ValueError:
         raise UserError(f"{flag}: '{value}' is not a number", f"Give a whole number from {low} to {high} "
-                        f"({meaning}), e.g. {flag} {(low + high) // 2 if high <= 10 else 15}") from None
+                        f"({meaning}), e.g. {flag} {example}") from None
     if not low <= number <= high:
         raise UserError(f"{flag}: {number} is outside {low} to {high}", f"Use {meaning}")
     return number

@@ -46,7 +46,7 @@ def verdicts_at(path: str | os.PathLike | None, today: datetime.date | None = No
     if journal is None:
         return []
     with journal:
-        return report.verdicts(journal.read(), today or datetime.date.today())
+        return report.verdicts(journal.read(), today or report.night_of(now()))
 
 
 def check_ids(flag: str, ids: tuple[str, ...], last: Session | None) -> None:

@@ -16,6 +16,7 @@ import contextlib
 import datetime
 import os
 import sqlite3
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
@@ -168,7 +169,9 @@ def _check_file(path: Path, write: bool) -> None:
     if head and head != SQLITE_MAGIC:
         raise _fail(path, "is not a windown journal (not an SQLite file); it was left untouched",
                     "Choose another file with --journal, or move this one away")
-    if write and not (os.access(path, os.W_OK) and os.access(path.parent, os.W_OK | os.X_OK)):
+    # the owner's write bit is honoured even for root, who may write anyway: a file made read-only stays so
+    owner_may_write = bool(path.stat().st_mode & stat.S_IWUSR)
+    if write and not (owner_may_write and os.access(path, os.W_OK) and os.access(path.parent, os.W_OK | os.X_OK)):
         raise _fail(path, "the journal is read-only, so nothing was written",
                     "Make it writable (chmod 600, and its folder writable), or choose another with --journal")
 
