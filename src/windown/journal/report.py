@@ -185,25 +185,32 @@ def describe(verdict: Verdict) -> str:
     return {"leave-out": f"{verdict.stretch}: left out (hurt on {when}); `windown journal forgive "
                          f"{verdict.stretch}` brings it back",
             "ease": f"{verdict.stretch}: the easier variation (hurt on {when})",
-            "prefer": f"{verdict.stretch}: kept first when a length forces cuts (helped on {when})"}[verdict.action]
+            "prefer": f"{verdict.stretch}: the last to be cut when a length forces cuts (helped on {when})"}[verdict.action]
 
 
 # --- the printed report -----------------------------------------------------------------------------
 
-def _num(value: float | None, width: int = 4) -> str:
+def _num(value: float | None, width: int = 4, whole: bool = False) -> str:
+    """A night's own value as logged (a whole number, or a mean of a few); averages with one decimal."""
     if value is None:
         return "-".rjust(width)
-    text = f"{value:.1f}".removesuffix(".0") if value != int(value) else str(int(value))
+    text = str(int(value)) if whole and value == int(value) else f"{value:.1f}"
     return text.rjust(width)
 
 
 def _pair(value: float | None, average: float | None) -> str:
-    return f"{_num(value, 2)} ({_num(average, 3).strip()})" if value is not None else "-".rjust(2) + " " * 6
+    return f"{_num(value, 2, whole=True)} ({_num(average, 3).strip()})" if value is not None else " -"
 
 
 def _stretch_list(names: list[str], width: int = 34) -> str:
-    text = ", ".join(names) if names else "-"
-    return text if len(text) <= width else text[:width - 1] + "…"
+    """As many names as fit, then how many more."""
+    if not names:
+        return "-"
+    for shown in range(len(names), 0, -1):
+        text = ", ".join(names[:shown]) + (f" +{len(names) - shown}" if shown < len(names) else "")
+        if len(text) <= width:
+            return text
+    return f"{len(names)} stretches"
 
 
 def text(contents: Contents, today: datetime.date) -> str:

@@ -358,7 +358,12 @@ def open_journal(path: str | os.PathLike, *, write: bool = True) -> Journal | No
     Without `write`, a journal that does not exist yet gives None. Raises JournalError, never overwrites.
     """
     path = Path(path)
-    if not path.exists():
+    try:
+        exists = path.exists()
+    except OSError as exc:
+        raise _fail(path, f"cannot reach the journal ({exc.strerror})",
+                    "Fix its folder's permissions, or choose another file with --journal") from None
+    if not exists:
         if not write:
             return None
         _create(path)
