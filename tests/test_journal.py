@@ -9,7 +9,9 @@ from __future__ import annotations
 import datetime
 import json
 import os
+import pty
 import random
+import select
 import shutil
 import sqlite3
 import stat
@@ -22,8 +24,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, run_cli, write
-from windown import journal, library, personalise, routine
+from conftest import run_cli, write
+from windown import journal, personalise, routine
 from windown.journal import csvfile, report, store
 from windown.personalise import Verdict
 from windown.routine import StretchStep
@@ -427,6 +429,64 @@ def test_log_records_an_entry_after_the_last_session(month_path):
     last = contents_of(path).entries[-1]
     assert (last.pain, last.hurt, last.note) == (3, ("cat-cow",), "ok")
     assert last.session_id == contents_of(path).sessions[-1].id
+
+
+REPLIES = {"How did you sleep": "4", "minutes did it take": "20", "times did you wake": "1", "pain on waking": "2",
+           "Back pain now": "3", "Did any stretch hurt": "cat-cow", "Did any stretch help": "", "skip any": "",
+           "A note": "calm evening"}
+
+
+def converse(args: list[str], first_reply: str) -> tuple[str, int]:
+    """Run windown on a pseudo-terminal and answer each question it asks (the first one with `first_reply`
+    before the right answer); return what the terminal showed and the exit code."""
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "windown", *args], stdin=follower, stdout=follower,
+                            stderr=follower)
+    os.close(follower)
+    shown, pending, asked = "", "", 0
+    while True:
+        ready, _, _ = select.select([leader], [], [], 120)
+        if not ready:
+            proc.kill()
+            break
+        try:
+            chunk = os.read(leader, 4096).decode(errors="replace")
+        except OSError:
+            break
+        if not chunk:
+            break
+        shown += chunk
+        pending += chunk
+        if pending.endswith(": "):
+            question = pending.splitlines()[-1]
+            reply = next((v for k, v in REPLIES.items() if k in question), None)
+            assert reply is not None, question
+            if asked == 0:
+                reply = first_reply
+            asked += 1
+            os.write(leader, (reply + "\n").encode())
+            pending = ""
+    os.close(leader)
+    return shown, proc.wait(timeout=60)
+
+
+@pytest.mark.parametrize("ask", ["morning", "evening", None])
+def test_log_on_a_terminal_asks_and_asks_again_after_a_bad_answer(month_path, ask):
+    path, month = month_path
+    shown, code = converse(["log", "--journal", str(path)] + (["--ask", ask] if ask else []), "eleven")
+    assert code == 0, shown
+    assert "is not a number" in shown  # the bad first answer is explained, then the question comes again
+    entry = contents_of(path).entries[-1]
+    assert len(contents_of(path).entries) == month.entries + 1
+    morning = "How did you sleep" in shown
+    assert morning == (ask == "morning") or ask is None
+    if morning:
+        assert (entry.sleep, entry.fell_asleep_min, entry.woke, entry.pain_waking) == (4, 20, 1, 2)
+        assert entry.pain is None and entry.note is None
+    else:
+        assert (entry.pain, entry.hurt, entry.helped, entry.note) == (3, ("cat-cow",), (), "calm evening")
+        assert "cat-cow" in shown  # the question lists last session's stretches
+        assert entry.sleep is None
 
 
 def test_script_lists_the_journal_changes_and_chapters_carry_stretch_ids(tmp_path):

@@ -564,13 +564,13 @@ def _entry_from(answers: dict[str, str | None]):
                          pain_waking=_score("--pain-waking", answers.get("pain_waking")))
 
 
-def _ask(journal_file: str | None) -> dict[str, str | None]:
+def _ask(journal_file: str | None, which: str | None) -> dict[str, str | None]:
     """On a terminal with no flags: the evening's or the morning's few questions; Enter skips one."""
     import datetime
 
     from windown import journal
 
-    morning = datetime.datetime.now().hour < 14
+    morning = which == "morning" if which else datetime.datetime.now().hour < 14
     last = None
     existing = journal.open_journal(journal.default_path(journal_file), write=False)
     if existing is not None:
@@ -615,14 +615,16 @@ def _ask(journal_file: str | None) -> dict[str, str | None]:
 @click.option("--fell-asleep", "fell_asleep", metavar="MINUTES", help="Morning: minutes it took to fall asleep.")
 @click.option("--woke", metavar="N", help="Morning: times you woke in the night.")
 @click.option("--pain-waking", "pain_waking", metavar="N", help="Morning: back pain on waking, 0 to 10.")
+@click.option("--ask", type=click.Choice(["evening", "morning"]), help="On a terminal, the questions to ask "
+              "(default: the morning's before 14:00, else the evening's).")
 @click.option("--journal", "journal_file", type=click.Path(dir_okay=False), metavar="FILE",
               help="The journal file (default: $WINDOWN_JOURNAL, else $XDG_DATA_HOME/windown/journal.sqlite).")
 @click.pass_obj
-def log_entry(ctx, journal_file, **answers):
+def log_entry(ctx, journal_file, ask, **answers):
     """Add a journal entry: tonight's pain and how the stretches felt, or this morning's sleep.
 
-    With no options on a terminal, it asks (evening or morning questions by the time of day). Stretch
-    ids are checked against your last session. Several entries a day are fine; each keeps its time and
+    With no options on a terminal, it asks (the morning's questions before 14:00, else the evening's;
+    --ask chooses). Stretch ids are checked against your last session. Several entries a day are fine; each keeps its time and
     the session it follows.
 
     \b
@@ -636,7 +638,7 @@ def log_entry(ctx, journal_file, **answers):
         if not sys.stdin.isatty():
             raise UserError("nothing to log", "Give e.g. --pain 3 in the evening or --sleep 4 in the morning; "
                             "on a terminal, `windown log` asks")
-        answers = _ask(journal_file)
+        answers = _ask(journal_file, ask)
     entry = _entry_from(answers)  # every value is checked before the journal is opened
     if all(getattr(entry, k) in (None, ()) for k in ("pain", "hurt", "helped", "skipped", "note", "sleep",
                                                       "fell_asleep_min", "woke", "pain_waking")):

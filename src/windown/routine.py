@@ -451,6 +451,7 @@ tail: 10m
 # avoid: [kneeling, prone]  # leave out (or ease) stretches with these tags
 # in_bed_only: true       # only stretches done lying in bed
 # order: auto             # group stretches by position
+# journal: false          # build without your journal (see `windown log`)
 
 steps:
   - say: Welcome. Lie down comfortably, and let the day go.

@@ -6,15 +6,16 @@ Storage is in `store`, looking back in `report`, CSV in `csvfile`, the plot in `
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import os
 from pathlib import Path
 
 from windown import source
 from windown.errors import UserError
+from windown.journal import report
 from windown.journal.store import (Contents, Entry, Journal, JournalError, Session, SessionStretch, default_path,
                                    now, open_journal)
-from windown.journal import report
 
 __all__ = ["Contents", "Entry", "Journal", "JournalError", "Session", "SessionStretch", "default_path", "now",
            "open_journal", "session_of", "record_session", "verdicts_at", "check_ids", "add_entry", "report"]
@@ -80,6 +81,4 @@ def add_entry(path: str | os.PathLike | None, entry: Entry) -> int:
         last = journal.last_session(entry.at)
         for flag, ids in (("--hurt", entry.hurt), ("--helped", entry.helped), ("--skipped", entry.skipped)):
             check_ids(flag, ids, last)
-        from dataclasses import replace
-
-        return journal.add_entry(replace(entry, session_id=last.id if last else None))
+        return journal.add_entry(dataclasses.replace(entry, session_id=last.id if last else None))

@@ -13,6 +13,7 @@ Why it is built this way:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime
 import os
 import sqlite3
@@ -322,9 +323,7 @@ def _entry_key(e: Entry) -> tuple:
 
 
 def _replace_session(e: Entry, session_id: int | None) -> Entry:
-    from dataclasses import replace
-
-    return replace(e, session_id=session_id, id=None)
+    return dataclasses.replace(e, session_id=session_id, id=None)
 
 
 def _insert_session(con: sqlite3.Connection, s: Session) -> int:
