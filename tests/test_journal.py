@@ -717,3 +717,16 @@ def test_a_real_build_and_log_at_once_both_land(tmp_path):
     assert all(x.returncode == 0 for x in logs), [x.stderr for x in logs]
     contents = contents_of(path)
     assert len(contents.sessions) == 1 and len(contents.entries) == 6
+
+
+def test_a_damaged_journal_is_one_line_for_reading_commands_too(month_path, tmp_path):
+    path, _ = month_path
+    sqlite3.connect(path).execute("PRAGMA wal_checkpoint(TRUNCATE)").close()
+    data = bytearray(path.read_bytes())
+    data[4096 * 2:4096 * 4] = bytes(range(256)) * 32
+    path.write_bytes(bytes(data))
+    r = write(tmp_path / "r.yaml", "title: T\nsteps:\n  - stretch: cobra\n")
+    for args in (["journal"], ["journal", "--csv"], ["script", str(r)]):
+        result = run_cli(*args, "--journal", str(path))
+        assert result.returncode == 2 and len(result.stderr.splitlines()) == 1, (args, result.stderr)
+        assert "damaged" in result.stderr and "Traceback" not in result.stderr

@@ -277,6 +277,13 @@ class Journal:
     # -- reading ------------------------------------------------------------------------------------
 
     def read(self) -> Contents:
+        try:
+            return self._read()
+        except sqlite3.DatabaseError as exc:
+            raise _fail(self.path, f"the journal is damaged ({exc}); it was left untouched",
+                        "Restore a backup, or choose another file with --journal") from None
+
+    def _read(self) -> Contents:
         con = self.con
         holds: dict[int, list[SessionStretch]] = {}
         for sid, stretch, hold_ms in con.execute(
@@ -406,15 +413,7 @@ def _prepare(con: sqlite3.Connection, path: Path, write: bool) -> None:
         _check_file(path, True)  # an older schema must be migrated, which writes; say so if it cannot
     if app_id == APPLICATION_ID:
         _quick_check(con, path)
-        backup = backup_path(path, version)
-        if not backup.exists():  # the first copy is the one worth keeping
-            fd = os.open(backup, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            os.close(fd)
-            target = sqlite3.connect(backup)
-            try:
-                con.backup(target)
-            finally:
-                target.close()
+        _keep_copy(con, backup_path(path, version))
     con.execute("BEGIN IMMEDIATE")
     try:
         # read again under the lock: another process may have set it up or migrated it meanwhile
@@ -430,6 +429,31 @@ def _prepare(con: sqlite3.Connection, path: Path, write: bool) -> None:
         con.execute("ROLLBACK")
         raise
     con.execute("PRAGMA journal_mode = WAL")  # persistent: set once, kept in the file
+
+
+def _keep_copy(con: sqlite3.Connection, backup: Path) -> None:
+    """A whole copy of the journal before it is migrated: written aside, then linked into place, so a
+    copy that exists is complete; the first copy is the one worth keeping."""
+    if backup.exists():
+        return
+    temp = backup.with_name(f".{backup.name}.{os.getpid()}.part")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.close(fd)
+    try:
+        target = sqlite3.connect(temp)
+        try:
+            con.backup(target)
+        finally:
+            target.close()
+        try:
+            os.link(temp, backup)
+        except FileExistsError:
+            pass  # another process kept its copy a moment ago
+    except OSError as exc:
+        raise _fail(backup, f"cannot keep a copy of the journal before upgrading it ({exc.strerror}); nothing "
+                    "was changed", "Free some space, or make the journal's folder writable") from None
+    finally:
+        temp.unlink(missing_ok=True)
 
 
 def _quick_check(con: sqlite3.Connection, path: Path) -> None:
