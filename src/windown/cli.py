@@ -518,52 +518,6 @@ def init(file, force):
 
 # --- the journal ------------------------------------------------------------------------------------
 
-SCALES = {  # flag: (low, high, what the numbers mean, an example)
-    "--pain": (0, 10, "0 no pain to 10 the worst imaginable", 3),
-    "--sleep": (1, 5, "1 very poor, 2 poor, 3 fair, 4 good, 5 very good", 4),
-    "--fell-asleep": (0, 24 * 60, "minutes it took to fall asleep", 20),
-    "--woke": (0, 100, "times you woke in the night", 1),
-    "--pain-waking": (0, 10, "0 no pain to 10 the worst imaginable", 3),
-}
-
-
-def _score(flag: str, value: str | None) -> int | None:
-    """A whole number on its scale, or one clear line saying what belongs there."""
-    if value is None or str(value).strip() == "":
-        return None
-    low, high, meaning, example = SCALES[flag]
-    try:
-        number = int(str(value).strip())
-    except ValueError:
-        raise UserError(f"{flag}: '{value}' is not a number", f"Give a whole number from {low} to {high} "
-                        f"({meaning}), e.g. {flag} {example}") from None
-    if not low <= number <= high:
-        raise UserError(f"{flag}: {number} is outside {low} to {high}", f"Use {meaning}")
-    return number
-
-
-def _stretch_ids(flag: str, value: str | None) -> tuple[str, ...]:
-    if not value:
-        return ()
-    return tuple(dict.fromkeys(x.strip() for x in value.split(",") if x.strip()))
-
-
-def _entry_from(answers: dict[str, str | None]):
-    from windown import journal
-
-    note = (answers.get("note") or "").strip() or None
-    if note is not None and len(note) > 2000:
-        raise UserError("--note: the note is longer than 2000 characters", "Keep it short, or write it in parts")
-    return journal.Entry(journal.now(), pain=_score("--pain", answers.get("pain")),
-                         hurt=_stretch_ids("--hurt", answers.get("hurt")),
-                         helped=_stretch_ids("--helped", answers.get("helped")),
-                         skipped=_stretch_ids("--skipped", answers.get("skipped")), note=note,
-                         sleep=_score("--sleep", answers.get("sleep")),
-                         fell_asleep_min=_score("--fell-asleep", answers.get("fell_asleep")),
-                         woke=_score("--woke", answers.get("woke")),
-                         pain_waking=_score("--pain-waking", answers.get("pain_waking")))
-
-
 def _ask(journal_file: str | None, which: str | None) -> dict[str, str | None]:
     """On a terminal with no flags: the evening's or the morning's few questions; Enter skips one."""
     import datetime
@@ -593,10 +547,10 @@ def _ask(journal_file: str | None, which: str | None) -> dict[str, str | None]:
         while True:
             answer = click.prompt(question, default="", show_default=False, err=True).strip()
             try:
-                if flag in SCALES:
-                    _score(flag, answer)
+                if flag in journal.SCALES:
+                    journal.score(flag, answer)
                 elif flag != "--note":
-                    journal.check_ids(flag, _stretch_ids(flag, answer), last)
+                    journal.check_ids(flag, journal.stretch_ids(answer), last)
             except UserError as exc:
                 click.echo(str(exc), err=True)
                 continue
@@ -639,7 +593,7 @@ def log_entry(ctx, journal_file, ask, **answers):
             raise UserError("nothing to log", "Give e.g. --pain 3 in the evening or --sleep 4 in the morning; "
                             "on a terminal, `windown log` asks")
         answers = _ask(journal_file, ask)
-    entry = _entry_from(answers)  # every value is checked before the journal is opened
+    entry = journal.entry_from(answers)  # every value is checked before the journal is opened
     if all(getattr(entry, k) in (None, ()) for k in ("pain", "hurt", "helped", "skipped", "note", "sleep",
                                                       "fell_asleep_min", "woke", "pain_waking")):
         raise UserError("nothing to log", "Answer at least one question, or give e.g. --pain 3")

@@ -18,7 +18,51 @@ from windown.journal.store import (Contents, Entry, Journal, JournalError, Sessi
                                    now, open_journal)
 
 __all__ = ["Contents", "Entry", "Journal", "JournalError", "Session", "SessionStretch", "default_path", "now",
-           "open_journal", "session_of", "record_session", "verdicts_at", "check_ids", "add_entry", "report"]
+           "open_journal", "session_of", "record_session", "verdicts_at", "check_ids", "add_entry", "report",
+           "SCALES", "score", "stretch_ids", "entry_from"]
+
+SCALES = {  # option: (low, high, what the numbers mean, an example)
+    "--pain": (0, 10, "0 no pain to 10 the worst imaginable", 3),  # the numeric rating scale
+    "--sleep": (1, 5, "1 very poor, 2 poor, 3 fair, 4 good, 5 very good", 4),  # the Consensus Sleep Diary's
+    "--fell-asleep": (0, 24 * 60, "minutes it took to fall asleep", 20),
+    "--woke": (0, 100, "times you woke in the night", 1),
+    "--pain-waking": (0, 10, "0 no pain to 10 the worst imaginable", 3),
+}
+MAX_NOTE_CHARS = 2000
+
+
+def score(option: str, value: str | None) -> int | None:
+    """A whole number on its scale (None when not given), or one clear line saying what belongs there."""
+    if value is None or str(value).strip() == "":
+        return None
+    low, high, meaning, example = SCALES[option]
+    try:
+        number = int(str(value).strip())
+    except ValueError:
+        raise UserError(f"{option}: '{value}' is not a number", f"Give a whole number from {low} to {high} "
+                        f"({meaning}), e.g. {option} {example}") from None
+    if not low <= number <= high:
+        raise UserError(f"{option}: {number} is outside {low} to {high}", f"Use {meaning}")
+    return number
+
+
+def stretch_ids(value: str | None) -> tuple[str, ...]:
+    """Comma-separated stretch ids, each once."""
+    return tuple(dict.fromkeys(x.strip() for x in (value or "").split(",") if x.strip()))
+
+
+def entry_from(answers: dict[str, str | None]) -> Entry:
+    """An entry from `windown log`'s answers as typed (option names without dashes), every value checked."""
+    note = (answers.get("note") or "").strip() or None
+    if note is not None and len(note) > MAX_NOTE_CHARS:
+        raise UserError(f"--note: the note is longer than {MAX_NOTE_CHARS} characters",
+                        "Keep it short, or write it in parts")
+    return Entry(now(), pain=score("--pain", answers.get("pain")), hurt=stretch_ids(answers.get("hurt")),
+                 helped=stretch_ids(answers.get("helped")), skipped=stretch_ids(answers.get("skipped")), note=note,
+                 sleep=score("--sleep", answers.get("sleep")),
+                 fell_asleep_min=score("--fell-asleep", answers.get("fell_asleep")),
+                 woke=score("--woke", answers.get("woke")), pain_waking=score("--pain-waking",
+                                                                              answers.get("pain_waking")))
 
 
 def session_of(r, result, routine: str, source_name: str = "cli") -> Session:
