@@ -246,10 +246,10 @@ def test_a_stretch_marked_helping_is_the_last_to_be_cut():
     def measure(candidate):  # a minute per stretch, whatever its holds: only cutting changes the length
         return 60_000 * sum(isinstance(s, StretchStep) for s in candidate.steps)
 
-    plain, _ = personalise.personalise(r, personalise.Profile(flags={"length_ms": 120_000}), measure)
+    plain, _ = personalise.personalise(r, personalise.Profile(flags={"length": 120_000}), measure)
     assert [s.stretch.id for s in plain.steps] == ["knee-to-chest", "seated-forward-bend"]  # bridge cut first
     helped = Verdict("bridge", "prefer", (datetime.date(2026, 11, 28),))
-    kept, changes = personalise.personalise(r, personalise.Profile(flags={"length_ms": 120_000}), measure,
+    kept, changes = personalise.personalise(r, personalise.Profile(flags={"length": 120_000}), measure,
                                             [helped])
     assert [s.stretch.id for s in kept.steps] == ["knee-to-chest", "bridge"]
     assert "bridge kept while cutting to length: marked as helping on 28 Nov" in changes
