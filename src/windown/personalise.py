@@ -105,7 +105,8 @@ def personalise(r: Routine, profile: Profile, measure: Callable[[Routine], int] 
         r = order(r, changes)
     if settings.length_ms is not None and measure is not None:
         preferred = {v.stretch: v for v in verdicts if v.action == "prefer"}
-        r = fit_length(r, settings.length_ms, measure, changes, preferred)
+        left_out = frozenset(v.stretch for v in verdicts if v.action == "leave-out")
+        r = fit_length(r, settings.length_ms, measure, changes, preferred, left_out)
     return r, changes
 
 
@@ -287,10 +288,10 @@ def _scale_routine(r: Routine, x: float, counts_too: bool) -> Routine:
     return dataclasses.replace(r, steps=tuple(steps))
 
 
-def _additions(r: Routine) -> list[StretchStep]:
-    """Library stretches the routine lacks that its settings allow (the easier variation where needed),
-    paced like the rest: the optional ones first."""
-    present = {_root_id(step.stretch) for step in r.steps if isinstance(step, StretchStep)}
+def _additions(r: Routine, left_out: frozenset[str] = frozenset()) -> list[StretchStep]:
+    """Library stretches the routine lacks that its settings allow (the easier variation where needed) and
+    the journal did not leave out, paced like the rest: the optional ones first."""
+    present = {_root_id(step.stretch) for step in r.steps if isinstance(step, StretchStep)} | left_out
     out = []
     for st in sorted(library.stretches().values(), key=lambda x: not x.optional):
         chosen, _ = allowed(st, r.settings)
@@ -313,10 +314,11 @@ def _whole_s(ms: float, up: bool) -> int:
 
 
 def fit_length(r: Routine, target_ms: int, measure: Callable[[Routine], int], changes: list[str],
-               preferred: dict[str, Verdict] | None = None) -> Routine:
+               preferred: dict[str, Verdict] | None = None, left_out: frozenset[str] = frozenset()) -> Routine:
     """Scale holds, reps and rounds within their safe ranges (dropping optional stretches, the journal's
-    `preferred` ones last, or adding library ones the settings allow, optional ones first) until the guided
-    part is within 3% of the target; otherwise say why and what is possible."""
+    `preferred` ones last, or adding library ones the settings allow and the journal did not leave out,
+    optional ones first) until the guided part is within 3% of the target; otherwise say why and what is
+    possible."""
     preferred = preferred or {}
     low, high = target_ms * (1 - LENGTH_TOLERANCE), target_ms * (1 + LENGTH_TOLERANCE)
     lengths: dict[Routine, int] = {}
@@ -357,7 +359,7 @@ def fit_length(r: Routine, target_ms: int, measure: Callable[[Routine], int], ch
         if any(isinstance(x, StretchStep) for x in candidate.steps):
             shorter.append(candidate)
     longer = [r]  # add library stretches one at a time, for targets above the range
-    for step in _additions(r):
+    for step in _additions(r, left_out):
         longer.append(_with(longer[-1], step))
     too_long = length_of(_scale_routine(r, -1.0, True)) > high
     too_short = length_of(_scale_routine(r, 1.0, True)) < low
