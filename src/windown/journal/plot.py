@@ -32,7 +32,7 @@ def check_target(path: str | os.PathLike) -> Path:
 def write(contents: Contents, path: str | os.PathLike) -> Path:
     """Draw the journal into `path` (PNG or SVG by its suffix), atomically."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.dates import DateFormatter
+    from matplotlib.dates import AutoDateLocator, DateFormatter
     from matplotlib.figure import Figure
 
     path = check_target(path)
@@ -75,6 +75,7 @@ def write(contents: Contents, path: str | os.PathLike) -> Path:
         ax.grid(True, axis="y", alpha=0.3)
     if session_days:
         pain_ax.legend(loc="upper left", fontsize="small", ncols=3)
+    sleep_ax.xaxis.set_major_locator(AutoDateLocator(minticks=3, maxticks=8))
     sleep_ax.xaxis.set_major_formatter(DateFormatter("%d %b"))
     pain_ax.set_title("windown journal: pain and sleep")
     if not days:
