@@ -512,6 +512,9 @@ def test_script_lists_the_journal_changes_and_chapters_carry_stretch_ids(tmp_pat
     off = json.loads(run_cli("script", str(r), "--json", "--journal", str(path), "--profile", str(profile),
                              cwd=tmp_path).stdout)
     assert off["changes"] == []
+    foreign = write(tmp_path / "notes.txt", "not a journal\n")  # with journal: false it is not even read
+    assert run_cli("script", str(r), "--journal", str(foreign), "--profile", str(profile), cwd=tmp_path).returncode == 0
+    assert run_cli("script", str(r), "--journal", str(foreign), cwd=tmp_path).returncode == 2
     forgive = run_cli("journal", "forgive", "cobra", "--journal", str(path))
     assert forgive.returncode == 0 and forgive.stdout == "cobra forgiven: the next track has it again as written\n"
     back = json.loads(run_cli("script", str(r), "--json", "--journal", str(path), cwd=tmp_path).stdout)

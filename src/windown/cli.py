@@ -146,6 +146,8 @@ def personalised(name: str, opts: dict, journal_file: str | None = None, use_jou
     from windown import journal
 
     profile = profile_from(opts)
+    if use_journal:  # `journal: false` in the routine or profile means the journal is not even read
+        use_journal = personalise.apply_settings(routine.load(name), profile).journal
     verdicts = journal.verdicts_at(journal_file) if use_journal else []
     return pipeline.prepare(name, profile, verdicts)
 
