@@ -32,9 +32,11 @@ def shared_cache(tmp_path_factory) -> Path:
 
 @pytest.fixture(autouse=True)
 def isolated_env(shared_cache, tmp_path, monkeypatch):
-    """No test reads or writes the user's real cache or profile."""
+    """No test reads or writes the user's real cache, profile or journal."""
     monkeypatch.setenv("WINDOWN_CACHE_DIR", str(shared_cache))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    monkeypatch.delenv("WINDOWN_JOURNAL", raising=False)
     monkeypatch.setenv("NO_COLOR", "1")
 
 

@@ -101,7 +101,7 @@ def test_an_unwritable_output_folder():
     if os.geteuid() == 0:  # root may write anywhere: drop to nobody for a real permission fault
         cmd = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"] + cmd
     env = {**os.environ, "WINDOWN_CACHE_DIR": str(tmp_path / "cache"), "HOME": str(tmp_path),
-           "XDG_CONFIG_HOME": str(tmp_path / "config")}
+           "XDG_CONFIG_HOME": str(tmp_path / "config"), "XDG_DATA_HOME": str(tmp_path / "data")}
     (tmp_path / "cache").mkdir(mode=0o777)
     try:
         result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)

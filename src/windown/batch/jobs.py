@@ -49,6 +49,7 @@ class Outcome:
     duration_s: float | None = None
     synthesised: int = 0               # phrases the speech engine had to synthesise
     bug: bool = False                  # it failed on a bug in windown (`reason` says where the traceback is)
+    session: Any = None                # journal.Session: what the built track contains, for the journal
 
 
 Event = Callable[[str, Job, str], None]  # (kind: queued/built/skipped/failed, job, detail)

@@ -76,7 +76,7 @@ def build_task(task: Task) -> dict:
     Never raises: a failed build answers with its one-line reason, a bug with its traceback as text
     (saved by the process that reports it, which may be on another machine).
     """
-    from windown import export
+    from windown import export, journal
 
     try:
         with tempfile.TemporaryDirectory(prefix="windown-batch-") as tmp:
@@ -92,7 +92,8 @@ def build_task(task: Task) -> dict:
                                     measure=False)  # the shelf's table shows no loudness: skip the meter
             files = {p.suffix: p.read_bytes() for p in (result.mp3, *result.sidecars)}
         return {"ok": True, "files": files, "title": r.title, "duration_s": result.duration_s,
-                "synthesised": result.synthesised}
+                "synthesised": result.synthesised,
+                "session": journal.session_of(r, result, r.path, "batch") if r.settings.journal else None}
     except UserError as exc:
         return {"ok": False, "reason": str(exc)}
     except Exception as exc:  # a bug: still one line in the table, and the other jobs go on
@@ -172,7 +173,7 @@ def run(jobs: list[Job], workers: int | None = None, force: bool = False, schedu
             fail(i, f"{jobs[i].output}: cannot write the track ({exc.strerror or exc})")
             return
         outcomes[i] = Outcome(jobs[i], "built", "", time.monotonic() - started[i], answer.get("title"),
-                              answer.get("duration_s"), answer.get("synthesised", 0))
+                              answer.get("duration_s"), answer.get("synthesised", 0), session=answer.get("session"))
         emit("built", jobs[i], "")
 
     if tasks:
