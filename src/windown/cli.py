@@ -289,7 +289,7 @@ def presets():
 
 
 @cli.command()
-@click.option("--engine", type=click.Choice(routine.ENGINES), default="pyttsx3", show_default=True)
+@click.option("--engine", type=click.Choice(routine.ENGINES), default="piper", show_default=True)
 def voices(engine):
     """List the voices a speech engine offers.
 

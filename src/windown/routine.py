@@ -17,7 +17,7 @@ from windown.errors import RoutineError
 from windown.library import Stretch
 from windown.source import Fields, Map, Seq
 
-ENGINES = ("pyttsx3", "espeak-ng", "festival")
+ENGINES = ("piper", "pyttsx3", "espeak-ng", "festival")
 PACES = ("slow", "medium", "brisk")
 INSTRUCTION = ("full", "brief", "minimal")
 ORDERS = ("auto", "as-written")
@@ -29,7 +29,7 @@ MAX_TRACK_MS = 3 * 3_600_000
 
 @dataclass(frozen=True)
 class Voice:
-    engine: str = "pyttsx3"
+    engine: str = "piper"
     voice: str | None = None
     rate_wpm: int = 140
 
@@ -427,8 +427,9 @@ STARTER = """\
 
 title: My bedtime stretches
 
-# The voice: engine pyttsx3 (the default), espeak-ng or festival; rate in words per minute.
-voice: {{engine: pyttsx3, rate: 140}}
+# The voice: engine piper (the default, a neural voice), pyttsx3, espeak-ng or festival;
+# rate in words per minute.
+voice: {{engine: piper, rate: 140}}
 
 # The breath pace for breathing steps and flowing stretches.
 breathing: {{inhale: 4s, exhale: 6s}}
