@@ -163,7 +163,8 @@ def _words_in_clip(wav: Path, start_s: float, length_s: float) -> list[tuple[flo
         raw = json.loads(Path(wav).with_suffix(".words.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    return [(round(min(length_s, max(0.0, a - start_s)), 3), round(min(length_s, max(0.0, b - start_s)), 3), str(w))
+    cap_s = int(length_s * 1000) / 1000  # whole ms, never past the clip's last sample
+    return [(min(cap_s, round(max(0.0, a - start_s), 3)), min(cap_s, round(max(0.0, b - start_s), 3)), str(w))
             for a, b, w in raw]
 
 

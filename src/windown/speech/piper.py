@@ -39,9 +39,9 @@ DEFAULT_VOICE = "en_US-joe-medium"
 # that 0.333 starts to have on long vowels.
 NOISE_SCALE = 0.5
 NOISE_W_SCALE = 0.6
-LENGTH_SCALE_RANGE = (0.6, 2.6)  # beyond this Piper slurs (too fast) or drawls into noise (too slow)
+LENGTH_SCALE_RANGE = (0.5, 3.5)  # beyond this Piper slurs (too fast) or drawls into noise (too slow)
 
-# Said once per voice to measure its natural rate: written for windown, 60 words in six sentences.
+# Said once per voice, at two speeds, to measure its rate: written for windown, 69 words, six sentences.
 CALIBRATION_TEXT = (
     "Settle into a comfortable position and let the evening slow down around you. "
     "Notice the weight of your arms and the gentle rise of your chest. "
@@ -50,8 +50,11 @@ CALIBRATION_TEXT = (
     "Let your jaw soften and your shoulders move away from your ears. "
     "When you are ready, we will begin with a simple stretch."
 )
-CALIBRATION_SCALE = 1.0
-CALIBRATION_VERSION = 1  # bump when the measurement changes, so every voice is measured again
+# Speech time is a straight line in length_scale, but not through zero: for the bundled voice,
+# 5.3 s + 12.5 s per unit of scale for this text (232 wpm at 1.0, 172 at 1.5, 137 at 2.0). So it is
+# measured at two scales that bracket the usual 110 to 170 wpm, and the line through them is used.
+CALIBRATION_SCALES = (1.2, 2.2)
+CALIBRATION_VERSION = 2  # bump when the measurement changes, so every voice is measured again
 
 
 @dataclass(frozen=True)
@@ -85,7 +88,7 @@ class PiperEngine:
         settings = {"noise_scale": NOISE_SCALE, "noise_w_scale": NOISE_W_SCALE,
                     "pause_ms": piper_worker.SENTENCE_PAUSE_MS, "lead_ms": piper_worker.LEAD_MS,
                     "release_ms": piper_worker.RELEASE_MS, "fade_ms": piper_worker.EDGE_FADE_MS,
-                    "calibration": CALIBRATION_VERSION}
+                    "calibration": CALIBRATION_VERSION, "output": piper_worker.OUTPUT_VERSION}
         found = find_voice(voice)
         return json.dumps([self.version(), file_digest(found.model), file_digest(found.config), settings])
 
@@ -115,6 +118,10 @@ class PiperEngine:
         pool = concurrent.futures.ProcessPoolExecutor(workers, mp_context=context, initializer=piper_worker.init,
                                                       initargs=(str(model), str(found.config)))
         try:
+            # the pool starts a worker per submit while none is idle: start them all now, so every
+            # worker loads the voice while the first measures its rate (once per voice)
+            for _ in range(workers):
+                pool.submit(piper_worker.ready)
             scale_for = rate_map(found, pool)
             # longest first, so the last phrases to finish are short and both cores stay busy
             order = sorted(range(len(phrases)), key=lambda i: -len(phrases[i][0]))
@@ -190,7 +197,7 @@ def find_voice(voice: str) -> VoiceFile:
     if voice.endswith(".onnx") or os.sep in voice or "/" in voice:
         if not path.is_file():
             raise UserError("no such Piper voice file", "Give the path of a voice's .onnx file", path=voice)
-        return read_voice(path.resolve(), path.stem)
+        return read_voice(path.absolute(), path.stem)  # not resolve(): a symlinked .onnx keeps its own .json
     named = voices_dir() / f"{voice}.onnx"
     if named.is_file():
         return read_voice(named, voice)
@@ -322,15 +329,12 @@ def aligned_model(found: VoiceFile) -> Path:
 
 
 def rate_map(found: VoiceFile, pool: concurrent.futures.Executor):
-    """A function from words per minute to length_scale for this voice, from its measured rate.
-
-    Piper's phoneme lengths scale with length_scale, so speech time is close to proportional to it;
-    the fixed part is the lead and release kept around each sentence, known exactly."""
+    """A function from words per minute to length_scale for this voice, from its measured rate:
+    the straight line through the speech times measured at the two CALIBRATION_SCALES."""
     words = len(CALIBRATION_TEXT.split())
-    sentences = len(piper_worker.sentences(CALIBRATION_TEXT))
-    fixed_s = sentences * (piper_worker.LEAD_MS + piper_worker.RELEASE_MS) / 1000
-    speech_s = calibration(found, pool)
-    per_scale_s = max(0.1, speech_s - fixed_s) / CALIBRATION_SCALE
+    (scale_a, seconds_a), (scale_b, seconds_b) = calibration(found, pool)
+    per_scale_s = max(0.1, (seconds_b - seconds_a) / (scale_b - scale_a))
+    fixed_s = seconds_a - per_scale_s * scale_a
     low, high = LENGTH_SCALE_RANGE
 
     def scale_for(rate_wpm: int) -> float:
@@ -340,24 +344,29 @@ def rate_map(found: VoiceFile, pool: concurrent.futures.Executor):
     return scale_for
 
 
-def calibration(found: VoiceFile, pool: concurrent.futures.Executor) -> float:
-    """Seconds this voice takes to say CALIBRATION_TEXT at CALIBRATION_SCALE: measured once, then cached."""
+def calibration(found: VoiceFile, pool: concurrent.futures.Executor) -> list[tuple[float, float]]:
+    """(length_scale, seconds of speech) for CALIBRATION_TEXT at each CALIBRATION_SCALE: measured
+    once per voice and settings (the two in parallel), then cached."""
     key = hashlib.sha256(json.dumps([file_digest(found.model), NOISE_SCALE, NOISE_W_SCALE, CALIBRATION_TEXT,
-                                     CALIBRATION_SCALE, CALIBRATION_VERSION, piper_worker.LEAD_MS,
+                                     CALIBRATION_SCALES, CALIBRATION_VERSION, piper_worker.LEAD_MS,
                                      piper_worker.RELEASE_MS]).encode()).hexdigest()[:24]
     path = clip_cache.cache_dir() / "piper" / "calibration" / f"{key}.json"
     try:
-        return float(json.loads(path.read_text(encoding="utf-8"))["speech_s"])
+        return [(float(a), float(b)) for a, b in json.loads(path.read_text(encoding="utf-8"))["speech_s"]]
     except (OSError, ValueError, KeyError, TypeError):
         pass
-    answer = pool.submit(piper_worker.measure_speech_s, CALIBRATION_TEXT, CALIBRATION_SCALE, NOISE_SCALE,
-                         NOISE_W_SCALE).result()
-    if not answer["ok"]:
+    futures = [pool.submit(piper_worker.measure_speech_s, CALIBRATION_TEXT, scale, NOISE_SCALE, NOISE_W_SCALE)
+               for scale in CALIBRATION_SCALES]
+    measured = []
+    for scale, future in zip(CALIBRATION_SCALES, futures):
+        answer = future.result()
         if answer.get("load_error"):
             raise load_error(found, answer["load_error"])
-        raise UserError(f"Piper could not measure this voice's rate ({answer['error']})",
-                        "Try another voice with --voice", path=found.model)
+        if not answer["ok"]:
+            raise UserError(f"Piper could not measure this voice's rate ({answer['error']})",
+                            "Try another voice with --voice", path=found.model)
+        measured.append((scale, float(answer["speech_s"])))
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic.write_bytes(path, json.dumps({"speech_s": answer["speech_s"], "voice": found.name,
+    atomic.write_bytes(path, json.dumps({"speech_s": measured, "voice": found.name,
                                          "words": len(CALIBRATION_TEXT.split())}).encode("utf-8"))
-    return float(answer["speech_s"])
+    return measured

@@ -20,11 +20,13 @@ from pathlib import Path
 
 import numpy as np
 
+OUTPUT_VERSION = 1  # part of every piper clip's cache key: bump when what a worker writes changes
 SENTENCE_PAUSE_MS = 450  # between the sentences of one cue: a calm breath, shorter than a cue gap (700)
 LEAD_MS = 40  # kept before the first word's first phoneme
 RELEASE_MS = 80  # kept after the last word's last phoneme: final consonants ring on a little
 EDGE_FADE_MS = 10  # each sentence fades in and out, so neither end of it clicks
 PAD_MS = 30  # digital silence around the whole phrase: the clip trimmer always finds a clean edge
+STRESS = set("ˈˌ")
 PUNCTUATION = set(",.;:!?¡¿…—–-\"'()[]«»“”‘’")
 BOS, EOS = "^", "$"
 
@@ -87,7 +89,7 @@ def speak_sentence(text: str, length_scale: float, noise_scale: float, noise_w_s
         if chunk.phoneme_alignments is None:
             aligned = False
         else:
-            spans.extend((offset + a, offset + b) for a, b in word_spans(chunk.phoneme_alignments))
+            spans.extend((offset + a, offset + b, n) for a, b, n in word_spans(chunk.phoneme_alignments))
         offset += len(chunk.audio_float_array)
     rate = v.config.sample_rate
     if not audio_parts:
@@ -99,30 +101,79 @@ def speak_sentence(text: str, length_scale: float, noise_scale: float, noise_w_s
         start = max(0, spans[0][0] - rate * LEAD_MS // 1000)
         stop = min(len(audio), spans[-1][1] + rate * RELEASE_MS // 1000)
         audio = audio[start:stop]
-        timed = [(a - start, b - start, w) for (a, b), w in zip(spans, words)] if len(spans) == len(words) else None
+        timed = [(a - start, b - start, w) for a, b, w in match_words(words, spans)]
     else:  # no alignments from this voice: keep the audio whole, the clip trimmer finds the speech
         timed = None
     return clean(audio, rate), timed, rate
 
 
-def word_spans(alignments) -> list[tuple[int, int]]:
-    """Sample spans of the spoken words in one chunk: phonemes between spaces, punctuation left out."""
-    spans: list[tuple[int, int]] = []
-    position, start, end = 0, None, None
+def word_spans(alignments) -> list[tuple[int, int, int]]:
+    """(start sample, end sample, phoneme count) of each spoken word in one chunk: the phonemes
+    between spaces, punctuation and stress marks left out."""
+    spans: list[tuple[int, int, int]] = []
+    position, start, end, count = 0, None, None, 0
     for a in alignments:
-        sound = a.phoneme not in PUNCTUATION and a.phoneme not in (BOS, EOS, " ")
-        if a.phoneme == " " or a.phoneme == EOS:
+        if a.phoneme in (" ", EOS):
             if start is not None:
-                spans.append((start, end))
-            start = end = None
-        elif sound:
+                spans.append((start, end, count))
+            start, end, count = None, None, 0
+        elif a.phoneme not in PUNCTUATION and a.phoneme != BOS:
             if start is None:
                 start = position
             end = position + int(a.num_samples)
+            count += a.phoneme not in STRESS
         position += int(a.num_samples)
     if start is not None:
-        spans.append((start, end))
+        spans.append((start, end, count))
     return spans
+
+
+def match_words(words: list[str], spans: list[tuple[int, int, int]]) -> list[tuple[int, int, str]]:
+    """Give each written word a span. espeak-ng sometimes says two words as one ("for a" becomes one
+    phonetic word) or one as two, so the two lists are aligned by length: the grouping whose
+    phoneme counts best match the words' letter counts wins, and a span shared by several words is
+    shared in proportion to their letters."""
+    letters = [max(1, sum(c.isalnum() for c in w)) for w in words]
+    if not words or not spans:
+        return []
+    ratio = sum(n for _, _, n in spans) / sum(letters)
+    inf = float("inf")
+    n_words, n_spans = len(words), len(spans)
+    cost = [[inf] * (n_spans + 1) for _ in range(n_words + 1)]
+    step: dict[tuple[int, int], tuple[int, int]] = {}
+    cost[0][0] = 0.0
+    moves = ((1, 1, 0.0), (2, 1, 0.6), (3, 1, 1.2), (1, 2, 0.6))  # (words, spans, penalty)
+    for i in range(n_words + 1):
+        for k in range(n_spans + 1):
+            if cost[i][k] == inf:
+                continue
+            for dw, ds, penalty in moves:
+                if i + dw > n_words or k + ds > n_spans:
+                    continue
+                want = sum(letters[i:i + dw]) * ratio
+                have = max(1, sum(n for _, _, n in spans[k:k + ds]))
+                c = cost[i][k] + float(np.log(want / have)) ** 2 + penalty
+                if c < cost[i + dw][k + ds]:
+                    cost[i + dw][k + ds] = c
+                    step[(i + dw, k + ds)] = (dw, ds)
+    if cost[n_words][n_spans] == inf:
+        return []
+    out: list[tuple[int, int, str]] = []
+    i, k = n_words, n_spans
+    while i or k:
+        dw, ds = step[(i, k)]
+        start, end = spans[k - ds][0], spans[k - 1][1]
+        group = range(i - dw, i)
+        total = sum(letters[j] for j in group)
+        at = start
+        pieces = []
+        for j in group:
+            stop = end if j == i - 1 else at + (end - start) * letters[j] // total
+            pieces.append((at, stop, words[j]))
+            at = stop
+        out[:0] = pieces
+        i, k = i - dw, k - ds
+    return out
 
 
 def clean(audio: np.ndarray, sample_rate: int) -> np.ndarray:
@@ -161,7 +212,7 @@ def speak(text: str, length_scale: float, noise_scale: float, noise_w_scale: flo
         pieces.append(audio)
         position += len(audio)
     if len(pieces) == 1:
-        raise RuntimeError("piper produced no audio")
+        raise RuntimeError("Piper found nothing it can say in it")
     pieces.append(pad)
     samples = np.clip(np.concatenate(pieces) * 32767.0, -32767, 32767).astype("<i2")
     with wave.open(path, "wb") as out:
@@ -170,6 +221,11 @@ def speak(text: str, length_scale: float, noise_scale: float, noise_w_scale: flo
         out.setframerate(rate)
         out.writeframes(samples.tobytes())
     return {"path": path, "words": words if all_timed else None}
+
+
+def ready() -> bool:
+    """A no-op task: submitting one per worker makes the pool start them all at once."""
+    return _voice is not None
 
 
 def speak_job(job: dict) -> dict:
