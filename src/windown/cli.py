@@ -214,7 +214,7 @@ def script(ctx, routine_name, as_json, **opts):
     r, changes = personalised(routine_name, opts)
     p = pipeline.plan(r, changes)
     tl = p.timeline
-    cues = pipeline.cue_list(tl)
+    cues = pipeline.cue_list(tl, p.words)
     chapters = [{"title": c.label, "start_ms": round(tl.ms(c.start)), "end_ms": round(tl.ms(c.stop))}
                 for c in tl.chapters]
     if as_json:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import wave
 from pathlib import Path
 
@@ -37,6 +38,9 @@ _load_error: str | None = None
 def init(model_path: str, config_path: str) -> None:
     """Pool initialiser: load the voice once. A failure is kept and reported by every task."""
     global _voice, _load_error
+    # Ctrl-C reaches the whole process group: the build process stops the pool, so a worker must
+    # not die half-way with a traceback of its own
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         import onnxruntime
         from piper import PiperVoice
