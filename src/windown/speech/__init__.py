@@ -25,6 +25,12 @@ SAMPLE_RATE = 44100
 
 
 class Engine(Protocol):
+    """A speech engine. Two optional methods: `resolve(voice)` for engines whose voices are files
+    (checks the file, returns the id), and `cache_id(voice)`, used in cache keys in place of
+    `version()` (piper: its version, a hash of the voice file and its synthesis settings). An engine
+    that knows when each word is said writes `<wav>.words.json` ([start_s, end_s, word] in its file)
+    beside each WAV; `speak` moves the times onto the trimmed clip and caches them."""
+
     name: str
 
     def check(self) -> None:
