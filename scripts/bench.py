@@ -140,7 +140,12 @@ def main() -> None:
         synth_cache.mkdir()
         if (cache / "piper").is_dir():
             shutil.copytree(cache / "piper", synth_cache / "piper")
+        import resource
+
+        cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
         synth, _, synth_tree = timed_build([preset, "--seed", "1", *engine], synth_cache, command="script")
+        cpu_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        synth_cpu = (cpu_after.ru_utime - cpu_before.ru_utime) + (cpu_after.ru_stime - cpu_before.ru_stime)
         speech_s = speech_seconds(synth_cache)
         floor = encode_floor(out, "4")
         length = duration_s(out)
@@ -170,6 +175,9 @@ def main() -> None:
     print(f"  peak memory of all processes, cold build        {cold_tree:7.0f} MB   target < 600 MB")
     print(f"synthesis alone (`windown script`, cold clips): {synth:.1f} s for {speech_s:.0f} s of speech, "
           f"real-time factor {synth / speech_s:.3f} (target <= 0.05), all processes {synth_tree:.0f} MB")
+    cores = os.cpu_count() or 1
+    print(f"  its CPU time: {synth_cpu:.1f} s, so {synth_cpu / speech_s / cores:.3f} on {cores} otherwise idle cores "
+          "(the wall-clock figure above includes whatever else the machine was doing)")
     print(f"long track: {long_length / 60:.1f} min")
     print(row("encode floor (ffmpeg alone, VBR 4)", long_floor, long_floor))
     print(row("build, warm speech cache", long_wall, long_floor, long_rss) + "   target < 200 MB")
