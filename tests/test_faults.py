@@ -176,6 +176,41 @@ def test_interrupting_synthesis_leaves_the_cache_valid(tmp_path, signum, code, m
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_interrupting_piper_synthesis_stops_its_workers(tmp_path, signum, code):
+    """Stop a cold build while piper's workers are speaking: no output, no temp files, no worker left."""
+    cache = tmp_path / "cache"
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    lines = "".join(f"  - say: Phrase {i}, breathe in, and breathe out very slowly.\n" for i in range(60))
+    routine = write(tmp_path / "r.yaml", "title: Many words\nvoice: {engine: piper}\nsteps:\n" + lines)
+    out = tmp_path / "out" / "r.mp3"
+    env = {**os.environ, "WINDOWN_CACHE_DIR": str(cache), "TMPDIR": str(scratch)}
+    proc = subprocess.Popen([sys.executable, "-m", "windown", "build", str(routine), "-o", str(out)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not list(scratch.rglob("piper-*.wav")):  # the workers are speaking
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.02)
+    proc.send_signal(signum)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == code, stderr
+    assert "Traceback" not in stderr
+    assert not out.exists()
+    # ONNX Runtime itself keeps one small `.ses` file (its telemetry session id) in the temp folder
+    assert [p.name for p in scratch.iterdir() if p.name != ".ses"] == [], "the build left temporary files"
+    assert not list((cache / "clips").rglob("*.npy"))  # nothing half-made reached the cache
+    deadline = time.monotonic() + 10  # workers finish the phrase they are on, then exit
+    while time.monotonic() < deadline:
+        listing = subprocess.run(["ps", "-o", "stat=,args=", "-s", str(proc.pid)], capture_output=True, text=True)
+        left = [line for line in listing.stdout.splitlines() if not line.strip().startswith("Z")]  # zombies: gone
+        if not left:
+            break
+        time.sleep(0.2)
+    assert not left, f"processes outlived the build: {left}"
+
+
+@pytest.mark.slow
 def test_two_builds_share_a_folder_and_a_cold_cache(tmp_path):
     cache = tmp_path / "cache"
     folder = tmp_path / "out"

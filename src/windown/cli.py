@@ -244,7 +244,7 @@ def script(ctx, routine_name, as_json, journal_file, no_journal, **opts):
     r, changes = personalised(routine_name, opts, journal_file, not no_journal)
     p = pipeline.plan(r, changes)
     tl = p.timeline
-    cues = pipeline.cue_list(tl)
+    cues = pipeline.cue_list(tl, p.words)
     chapters = [{"title": c.label, "start_ms": round(tl.ms(c.start)), "end_ms": round(tl.ms(c.stop)),
                  **({"stretch": c.stretch} if c.stretch else {})} for c in tl.chapters]
     if as_json:

@@ -350,7 +350,8 @@ def cue_sheet(*, title: str, duration_s: float, speech_end_s: float, cues: list[
         "duration_s": round(duration_s, 3),
         "speech_end_s": round(speech_end_s, 3),
         "cues": [{"start_s": _seconds(cue["start_ms"]), "end_s": _seconds(cue["end_ms"]),
-                  "text": cue["text"], "chapter": cue.get("chapter")} for cue in cues],
+                  "text": cue["text"], "chapter": cue.get("chapter"),
+                  **({"words": cue["words"]} if cue.get("words") else {})} for cue in cues],
         "chapters": [{"title": chapter.title, "start_s": _seconds(chapter.start_ms),
                       "end_s": _seconds(chapter.end_ms), **({"stretch": chapter.stretch} if chapter.stretch else {})}
                      for chapter in chapters],

@@ -28,6 +28,7 @@ class Plan:
     engine: str
     voice: str
     synthesised: int = 0
+    words: dict[tuple[str, int], list[tuple[float, float, str]]] = field(default_factory=dict)  # piper only
 
 
 @dataclass
@@ -75,7 +76,7 @@ def plan(r: routine.Routine, changes: list[str] | None = None, *, cache_dir: Pat
                          on_synth=lambda n: (synthesised.append(n), on_synth and on_synth(n)))
     chime_frames = len(ambient.chime(SAMPLE_RATE))
     tl = timeline.place(script, {k: len(v) for k, v in clips.items()}, SAMPLE_RATE, chime_frames)
-    return Plan(r, script, tl, clips, engine.name, voice, sum(synthesised))
+    return Plan(r, script, tl, clips, engine.name, voice, sum(synthesised), getattr(clips, "words", {}))
 
 
 def mix_for(r: routine.Routine, loudness_lufs: float = -18.0) -> Mix:
@@ -125,7 +126,7 @@ def build(r: routine.Routine, out: Path, *, changes: list[str] | None = None, lo
     size = export.encode_mp3(metered(), out, sample_rate=SAMPLE_RATE, tags=tags, chapters=chapters,
                              encoding=encoding)
     sheet = export.cue_sheet(title=r.title, duration_s=total_ms / 1000, speech_end_s=p.timeline.speech_end / SAMPLE_RATE,
-                             cues=cue_list(p.timeline), chapters=chapters, settings=settings_summary(p, mix))
+                             cues=cue_list(p.timeline, p.words), chapters=chapters, settings=settings_summary(p, mix))
     sidecars = export.write_sidecars(out, sheet)
     lufs, peak_db = (meter.integrated_lufs(), meter.peak_db) if meter is not None else (None, None)
     return Result(out, sidecars, total_ms / 1000, p.timeline.speech_end / SAMPLE_RATE, size,
@@ -155,9 +156,22 @@ def chapter_list(tl: timeline.Timeline, total_ms: int) -> list[export.Chapter]:
     return out
 
 
-def cue_list(tl: timeline.Timeline) -> list[dict]:
-    return [{"start_ms": int(round(tl.ms(e.start))), "end_ms": int(round(tl.ms(e.stop))), "text": e.text,
-             "chapter": e.chapter or None} for e in tl.events if e.kind == "speech"]
+def cue_list(tl: timeline.Timeline, words: dict | None = None) -> list[dict]:
+    """Every spoken cue; with `words` (clip-relative word timings from the engine), each cue also
+    gets its words in track seconds."""
+    out = []
+    for e in tl.events:
+        if e.kind != "speech":
+            continue
+        cue = {"start_ms": int(round(tl.ms(e.start))), "end_ms": int(round(tl.ms(e.stop))), "text": e.text,
+               "chapter": e.chapter or None}
+        timed = (words or {}).get((e.text, e.rate_wpm))
+        if timed:
+            start_s = e.start / tl.sample_rate
+            cue["words"] = [{"start_s": round(start_s + a, 3), "end_s": round(start_s + b, 3), "text": w}
+                            for a, b, w in timed]
+        out.append(cue)
+    return out
 
 
 def settings_summary(p: Plan, mix: Mix) -> dict:

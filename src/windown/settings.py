@@ -171,12 +171,13 @@ GROUPS = {
     "ambient": "the bed under the voice",
 }
 
-ENGINES = ("pyttsx3", "espeak-ng", "festival")
+ENGINES = ("piper", "pyttsx3", "espeak-ng", "festival")
 BREATH_MAX_MS = 30_000
 
 SETTINGS: tuple[Setting, ...] = (
-    Setting("voice.engine", "voice.engine", "choice", "pyttsx3", "Speech engine",
-            "the speech engine", choices=ENGINES, flag="--engine"),
+    Setting("voice.engine", "voice.engine", "choice", "piper", "Speech engine",
+            "the speech engine: piper is a calm neural voice; pyttsx3, espeak-ng and festival are older",
+            choices=ENGINES, flag="--engine"),
     Setting("voice.voice", "voice.voice", "text", None, "Voice",
             "a voice of that engine; `windown voices` lists them", flag="--voice", max_chars=1000),
     Setting("voice.rate", "voice.rate_wpm", "whole", 140, "Speaking rate",

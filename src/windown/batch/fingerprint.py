@@ -68,9 +68,18 @@ def _library_sha() -> str:
 
 
 @functools.cache
-def engine_version(name: str) -> str:
+def engine_version(name: str, voice: str | None = None) -> str:
     """Cheap: the program's version for espeak-ng and festival; the package version for pyttsx3
-    (asking pyttsx3 itself starts a driver process and takes seconds)."""
+    (asking pyttsx3 itself starts a driver process and takes seconds); for piper, its clip cache id
+    (version, voice file hash, settings), so a changed voice file rebuilds the track."""
+    if name == "piper":
+        from windown import speech
+
+        engine = speech.get_engine(name)
+        try:
+            return engine.cache_id(speech.resolve_voice(engine, voice))
+        except UserError as exc:  # the build reports it, with its hint
+            return f"piper ({exc})"
     if name == "pyttsx3":
         from importlib import metadata
 
@@ -104,7 +113,7 @@ def prepare(job: Job) -> Prepared:
         "overrides": json.loads(json.dumps(job.overrides, sort_keys=True, default=str)),
         "encoding": [job.loudness_lufs, job.bitrate_kbps, job.quality, job.mono],
         "engine": settings.voice.engine,
-        "engine_version": engine_version(settings.voice.engine),
+        "engine_version": engine_version(settings.voice.engine, settings.voice.voice),
         "voice": settings.voice.voice,
         "ambient": _file_sha(ambient_file) if ambient_file else None,
     }

