@@ -40,7 +40,7 @@ class Field:
 # limits and defaults are those of the CLI's flags (cli.personal_options) and routine.read_settings.
 FIELDS: tuple[Field, ...] = (
     Field("length", "duration", "Length", "Fit the guided part to this length, e.g. 15m (blank: as the routine is).",
-          "--length", "length_ms", low=60_000, high=routine.MAX_TRACK_MS),
+          "--length", "length_ms"),
     Field("pace", "choice", "Pace", "Scales holds, settling and transitions.", "--pace", "pace",
           choices=routine.PACES, default="medium"),
     Field("instruction", "choice", "Instruction", "How much talk you hear.", "--instruction", "instruction",
@@ -59,14 +59,20 @@ FIELDS: tuple[Field, ...] = (
     Field("ambient.level", "number", "Bed level", "The bed's level under the voice.", "--ambient-level",
           "ambient.level_db", low=-60, high=0, unit="dB", default=-20),
     Field("tail", "duration", "Sleep tail", "How long the bed plays on after the last words.", "--tail", "tail_ms",
-          low=0, high=2 * 3_600_000, default=60_000),
+          default=60_000),
     Field("bedtime", "flag", "Bedtime mode", "No progress talk, chimes instead of countdowns, a slower voice "
           "towards the end.", "--bedtime", "bedtime", default=False),
 )
 
 
 def stretch_choices() -> tuple[str, ...]:
+    """Every stretch id the CLI's --exclude accepts (the ten, and their easier variations)."""
     return tuple(library.all_ids())
+
+
+def stretch_boxes() -> tuple[str, ...]:
+    """The ten stretches, as the form's check boxes (leaving one out leaves out its easier variation too)."""
+    return tuple(library.stretches())
 
 
 def parse(field: Field, raw: Any) -> Any:
@@ -89,11 +95,11 @@ def parse(field: Field, raw: Any) -> Any:
     if field.kind in ("choice", "sound"):
         if text not in field.choices:
             options = ", ".join(repr(c) for c in field.choices)
-            raise UserError(f"Invalid value for '{field.flag}': {text!r} is not one of {options}")
+            raise UserError(f"Invalid value for '{field.flag}': {text!r} is not one of {options}.")
         return text
     if field.kind == "flag":
         if text not in ("on", "off"):
-            raise UserError(f"Invalid value for '{field.flag}': {text!r} is not on or off")
+            raise UserError(f"Invalid value for '{field.flag}': {text!r} is not one of 'on', 'off'.")
         return text == "on"
     if field.kind == "duration":
         ms = source.parse_duration_ms(text)
@@ -103,23 +109,17 @@ def parse(field: Field, raw: Any) -> Any:
         if field.key == "length" and ms < 60_000:
             raise UserError(f"--length must be at least 1m (got {source.format_duration(ms)})",
                             "Give the guided part's length, e.g. --length 15m")
-        if field.high is not None and ms > field.high:
-            raise UserError(f"{field.flag}: {source.format_duration(ms)} is too long (the limit is "
-                            f"{source.format_duration(int(field.high))})",
-                            "Check the units: 30s is thirty seconds, 30m is half an hour")
         return ms
     if field.kind in ("whole", "number"):
         try:
             value = int(text) if field.kind == "whole" else float(text)
         except ValueError:
-            what = "a valid integer" if field.kind == "whole" else "a valid float"
-            raise UserError(f"Invalid value for '{field.flag}': {text!r} is not {what}") from None
+            what = "integer" if field.kind == "whole" else "float"
+            raise UserError(f"Invalid value for '{field.flag}': {text!r} is not a valid {what} range.") from None
         if not (field.low <= value <= field.high):
-            low, high = f"{field.low:g}", f"{field.high:g}"
-            raise UserError(f"Invalid value for '{field.flag}': {value} is not in the range {low}<=x<={high}")
+            raise UserError(f"Invalid value for '{field.flag}': {value} is not in the range "
+                            f"{field.low:g}<=x<={field.high:g}.")
         return value
-    if len(text) > 80:
-        raise UserError(f"{field.flag}: {len(text)} characters is too long (the limit is 80)", "Give a voice id")
     return text
 
 

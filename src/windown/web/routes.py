@@ -114,7 +114,7 @@ def _presets() -> tuple[dict[str, str], ...]:
 
 def _form_context(values: dict[str, Any], errors: dict[str, str], problem: str = "") -> dict[str, Any]:
     return {"fields": form.FIELDS, "values": values, "errors": errors, "presets": _presets(),
-            "stretch_ids": form.stretch_choices(), "problem": problem, "page": "tonight",
+            "stretch_ids": form.stretch_boxes(), "problem": problem, "page": "tonight",
             "duration_text": source.format_duration}
 
 
@@ -202,8 +202,7 @@ async def _routine_from(values: dict[str, Any], upload: Any) -> tuple[routine.Ro
 def _upload_name(filename: str) -> str:
     """The uploaded file's own name, without any folder, safe to write into a staging folder."""
     name = filename.replace("\\", "/").rsplit("/", 1)[-1]
-    cleaned = pipeline.safe_name(name)
-    return cleaned if cleaned.endswith((".yaml", ".yml")) else cleaned + ".yaml"
+    return pipeline.safe_name(name)
 
 
 def _check_sound(r: routine.Routine, filename: str) -> None:
