@@ -10,16 +10,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
-import httpx
 import pytest
 
-from web_support import TINY_ROUTINE
+from web_support import TINY_ROUTINE, server  # noqa: F401  (a real `windown serve`)
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
@@ -29,39 +25,6 @@ pytestmark = [
     pytest.mark.skipif(not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)),
                        reason="chromium and chromium-driver are not installed: run ./scripts/setup --browser"),
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture
-def server(tmp_path):
-    """`windown serve` as a person starts it, on a free loopback port, stopped (SIGTERM, then waited for) after."""
-    port = free_port()
-    shelf = tmp_path / "shelf"
-    process = subprocess.Popen([sys.executable, "-m", "windown", "serve", "--shelf", str(shelf), "--port", str(port)],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(url + "/", timeout=2).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        assert process.poll() is None, process.communicate()
-        assert time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.2)
-    yield url, shelf
-    process.terminate()
-    try:
-        process.wait(30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 @pytest.fixture

@@ -5,6 +5,13 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
 from starlette.testclient import TestClient
 
 from windown import personalise, pipeline, routine, source
@@ -52,3 +59,36 @@ def error_beside(html: str, field: str) -> str | None:
     match = re.search(rf'<p class="error" id="{re.escape(field)}-error"><span class="sr">Error: </span>(.*?)</p>',
                       html, re.S)
     return html_lib.unescape(match.group(1)) if match else None
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def server(tmp_path):
+    """`windown serve` as a person starts it, on a free loopback port, stopped (SIGTERM, then waited for) after."""
+    port = free_port()
+    shelf = tmp_path / "shelf"
+    process = subprocess.Popen([sys.executable, "-m", "windown", "serve", "--shelf", str(shelf), "--port", str(port)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(url + "/", timeout=2).status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.2)
+    yield url, shelf
+    process.terminate()
+    try:
+        process.wait(30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()

@@ -131,8 +131,11 @@ class BuildQueue:
                      and j.id != job.id]
         return len(ahead)
 
-    def running_count(self) -> int:
-        return sum(1 for j in self.jobs() if j.state == "running")
+    def counts(self) -> tuple[int, int]:
+        """(running, waiting), read together: state changes happen under the same lock."""
+        with self._lock:
+            states = [j.state for j in self._jobs.values()]
+        return states.count("running"), states.count("queued")
 
     def waiting_count(self) -> int:
         return sum(1 for j in self._jobs.values() if j.state == "queued")
@@ -231,6 +234,8 @@ def run_build(spec: dict[str, Any], staging: str, shelf_dir: str, stem: str, con
         raise Interrupted(signum)
 
     signal.signal(signal.SIGTERM, on_term)
+    with contextlib.suppress(OSError):
+        os.nice(10)  # the pages come first: a build waits a moment, a person at the page does not
     last = [-1.0]
 
     def send(message: tuple) -> None:

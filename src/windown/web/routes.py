@@ -239,7 +239,8 @@ def _job_or_404(request: Request):
 
 def _status(request: Request, job) -> dict[str, Any]:
     base = request.app.state.base
-    return {"state": job.state, "title": job.title, "stage": job.stage, "stage_words": job.stage_words,
+    running, waiting = request.app.state.queue.counts()
+    return {"state": job.state, "running": running, "waiting": waiting, "workers": request.app.state.queue.workers, "title": job.title, "stage": job.stage, "stage_words": job.stage_words,
             "percent": int(round(job.fraction * 100)), "position": request.app.state.queue.position(job),
             "error": job.error, "track_url": f"{base}/tracks/{urllib.parse.quote(job.stem)}" if job.state == "done"
             else "", "form_url": f"{base}/?job={job.id}"}
@@ -322,6 +323,7 @@ def _absolute(request: Request, path: str) -> str:
     return str(request.base_url).rstrip("/") + path
 
 
+@functools.lru_cache(maxsize=64)
 def _qr_svg(data: str) -> str:
     import segno
 
