@@ -76,8 +76,8 @@ def test_a_batch_file_is_a_list_of_jobs_with_paths_relative_to_it(tmp_path):
                                         tmp_path / "out" / "evening-anna.mp3", tmp_path / "out" / "evening-Sam.mp3"]
     assert jobs[0].overrides == {} and jobs[0].profile is None
     assert jobs[1].profile == str(folder / "anna.yaml")
-    assert jobs[1].overrides == {"length_ms": 900_000, "ambient.sound": "rain", "voice.rate_wpm": 150,
-                                 "tail_ms": 20_000}
+    assert jobs[1].overrides == {"length": 900_000, "ambient.sound": "rain", "voice.rate": 150,
+                                 "tail": 20_000}
     assert jobs[2].overrides == {"name": "Sam"}
     assert (jobs[2].bitrate_kbps, jobs[2].mono, jobs[2].loudness_lufs) == (96, True, -18.0)
 
@@ -96,9 +96,9 @@ jobs:
     pace: brisk
     voice: {voice: en-gb}
 """)
-    jobs = batch.read_batch_file(path, tmp_path, overrides={"tail_ms": 5000, "pace": "medium"}, quality=2)
-    assert jobs[0].overrides == {"tail_ms": 5000, "pace": "slow", "voice.engine": "espeak-ng"}
-    assert jobs[1].overrides == {"tail_ms": 5000, "pace": "brisk", "voice.engine": "espeak-ng",
+    jobs = batch.read_batch_file(path, tmp_path, overrides={"tail": 5000, "pace": "medium"}, quality=2)
+    assert jobs[0].overrides == {"tail": 5000, "pace": "slow", "voice.engine": "espeak-ng"}
+    assert jobs[1].overrides == {"tail": 5000, "pace": "brisk", "voice.engine": "espeak-ng",
                                  "voice.voice": "en-gb"}
     assert [(j.loudness_lufs, j.quality) for j in jobs] == [(-20.0, 2), (-20.0, 2)]
 
@@ -119,7 +119,7 @@ def test_an_ambient_file_in_a_batch_file_is_relative_to_it(tmp_path):
     ("- bedtime-lower-bak\n", "shelf.yaml:1: no routine file or preset named 'bedtime-lower-bak'. "
                               "Did you mean 'bedtime-lower-back'? Run `windown presets` to list the presets"),
     ("- routine: a.yaml\n  bitrate: 96\n  quality: 2\n",
-     "shelf.yaml:1: a job sets both 'bitrate' and 'quality'. Choose one of them"),
+     "shelf.yaml:3: a job sets both 'bitrate' and 'quality'. Choose one of them"),
     ("- output: x\n", "shelf.yaml:1: a job needs a 'routine'. Add e.g. `routine: bedtime-lower-back`"),
     ("- [a.yaml]\n", "shelf.yaml:1: a job must be a routine name or a mapping, not a list. "
                      "Write e.g. `- routine: gentle` and its settings below it"),
@@ -161,7 +161,7 @@ def test_the_batch_file_and_routine_files_are_told_apart(tmp_path):
 def test_the_fingerprint_follows_every_input_and_nothing_else(tmp_path):
     path = routine_file(tmp_path, "a")
     profile = write(tmp_path / "profile.yaml", "pace: slow\n")
-    job = batch.Job(str(path), tmp_path / "a.mp3", profile=str(profile), overrides={"tail_ms": 5000})
+    job = batch.Job(str(path), tmp_path / "a.mp3", profile=str(profile), overrides={"tail": 5000})
     first = batch.fingerprint(job)
     assert len(first) == 64 and batch.fingerprint(job) == first
     os.utime(path, (1, 1))  # a touched file with the same bytes is the same input
@@ -172,14 +172,14 @@ def test_the_fingerprint_follows_every_input_and_nothing_else(tmp_path):
     third = batch.fingerprint(job)
     seen = {first, second, third}
     assert len(seen) == 3
-    for other in (batch.Job(str(path), job.output, str(profile), {"tail_ms": 6000}),
-                  batch.Job(str(path), job.output, str(profile), {"tail_ms": 5000}, bitrate_kbps=96),
-                  batch.Job(str(path), job.output, str(profile), {"tail_ms": 5000}, loudness_lufs=-16),
-                  batch.Job(str(path), job.output, str(profile), {"tail_ms": 5000, "voice.voice": "en-gb"}),
-                  batch.Job(str(path), job.output, None, {"tail_ms": 5000})):
+    for other in (batch.Job(str(path), job.output, str(profile), {"tail": 6000}),
+                  batch.Job(str(path), job.output, str(profile), {"tail": 5000}, bitrate_kbps=96),
+                  batch.Job(str(path), job.output, str(profile), {"tail": 5000}, loudness_lufs=-16),
+                  batch.Job(str(path), job.output, str(profile), {"tail": 5000, "voice.voice": "en-gb"}),
+                  batch.Job(str(path), job.output, None, {"tail": 5000})):
         assert batch.fingerprint(other) not in seen, other
         seen.add(batch.fingerprint(other))
-    assert batch.fingerprint(batch.Job(str(path), tmp_path / "elsewhere.mp3", str(profile), {"tail_ms": 5000})) \
+    assert batch.fingerprint(batch.Job(str(path), tmp_path / "elsewhere.mp3", str(profile), {"tail": 5000})) \
         == third  # where the track goes is not an input
 
 

@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from conftest import REPO, run_cli, write
 from windown import __version__, library, source
 from windown.cli import cli
-from windown.routine import DURATION_PATTERN
+from windown.schema import DURATION_PATTERN
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 BROKEN = "title: Broken\nsteps:\n  - stretch: knee-to-chestt\n"

@@ -11,7 +11,7 @@ import re
 import pytest
 
 from conftest import run_cli, write
-from windown import cli, compose, library, personalise, pipeline, routine, source, speech
+from windown import cli, compose, library, personalise, pipeline, routine, settings, source, speech
 from windown.errors import RoutineError, UserError
 from windown.routine import StretchStep
 
@@ -122,13 +122,13 @@ FLAGS = {
 }
 
 
-def setting(s: routine.Settings, path: str):
+def setting(s: settings.Settings, path: str):
     for part in path.split("."):
         s = getattr(s, part)
     return s
 
 
-def settings_from_cli(*args: str) -> routine.Settings:
+def settings_from_cli(*args: str) -> settings.Settings:
     """Parse `windown script ARGS` as click does, then profile and settings exactly as the command does."""
     ctx = cli.script.make_context("script", list(args))
     r = routine.load(ctx.params["routine_name"])
@@ -138,9 +138,9 @@ def settings_from_cli(*args: str) -> routine.Settings:
 def test_profile_file_sets_every_field(tmp_path):
     path = write(tmp_path / "me.yaml", PROFILE)
     s = personalise.apply_settings(routine.load(ALL_TEN), personalise.load_profile(path))
-    assert s.voice == routine.Voice("festival", "slt", 110)
-    assert s.breathing == routine.Breathing(5000, 7000, 1000, 2000)
-    assert s.ambient == routine.Ambient("ocean", -24.0)
+    assert s.voice == settings.Voice("festival", "slt", 110)
+    assert s.breathing == settings.Breathing(5000, 7000, 1000, 2000)
+    assert s.ambient == settings.Ambient("ocean", -24.0)
     for (_, path_, profile_value, _) in ((k, *v) for k, v in FLAGS.items()):
         assert setting(s, path_) == profile_value, path_
     assert s.transition_ms == 9000
@@ -547,7 +547,7 @@ def test_bedtime_mode_brings_a_long_sleep_tail(tmp_path):
         == 120_000
     assert personalised(str(write(tmp_path / "c.yaml", body))).settings.tail_ms == 60_000
     assert personalised(str(write(tmp_path / "c.yaml", body)), bedtime=True).settings.tail_ms == 600_000
-    assert personalised(str(write(tmp_path / "c.yaml", body)), bedtime=True, tail_ms=30_000).settings.tail_ms \
+    assert personalised(str(write(tmp_path / "c.yaml", body)), bedtime=True, tail=30_000).settings.tail_ms \
         == 30_000
 
 

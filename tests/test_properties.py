@@ -15,13 +15,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from windown import compose, library, personalise, pipeline, routine, source, timeline
+from windown import settings as table
 from windown.errors import RoutineError, UserError
 
 SAMPLE_RATE = 44100
 
 # -- (a) the loader never crashes ---------------------------------------------------------------------------
 
-ROUTINE_KEYS = ["title", "steps", *routine.SETTING_KEYS]
+ROUTINE_KEYS = ["title", "steps", *table.TOP_KEYS]
 STEP_KEYS = [*routine.STEP_KINDS, "hold", "sides", "reps", "rounds", "settle", "rest", "setup", "cues", "release",
              "name", "inhale", "exhale", "hold_in", "hold_out"]
 STRETCH_KEYS = ["id", "name", "position", "in_bed", "kind", "sides", "hold", "reps", "rounds", "rest", "settle",
@@ -112,13 +113,13 @@ valid_routines = st.fixed_dictionaries(
      "breathing": st.fixed_dictionaries({"inhale": breath_s, "exhale": breath_s},
                                         optional={"hold_in": st.sampled_from(["0s", "2s", "3s"]),
                                                   "hold_out": st.sampled_from(["0s", "2s", "3s"])})},
-    optional={"pace": st.sampled_from(routine.PACES), "instruction": st.sampled_from(routine.INSTRUCTION),
+    optional={"pace": st.sampled_from(table.get("pace").options), "instruction": st.sampled_from(table.get("instruction").options),
               "bedtime": st.booleans(), "safety": st.booleans(), "name": st.sampled_from(["Sam", "Alex"])})
 
 # routine-shaped documents, mostly right, so that generation reaches the deeper checks
 routine_shaped = st.fixed_dictionaries(
     {"title": st.one_of(phrases, scalars), "steps": st.lists(st.one_of(valid_steps, steps), min_size=1, max_size=6)},
-    optional={k: st.one_of(documents, st.sampled_from(WORDS)) for k in routine.SETTING_KEYS})
+    optional={k: st.one_of(documents, st.sampled_from(WORDS)) for k in table.TOP_KEYS})
 
 
 @settings(max_examples=100, deadline=None)

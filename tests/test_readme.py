@@ -46,3 +46,12 @@ def test_every_command_in_the_reference_table_has_help_with_an_example():
         result = run_cli(command, "--help")
         assert result.returncode == 0, (command, result.stderr)
         assert "Example" in result.stdout, command
+
+
+def test_every_flag_of_the_settings_table_is_in_the_readme():
+    from windown import settings
+
+    for s in settings.SETTINGS + settings.ENCODING:
+        if s.flag:
+            for flag in s.flag.split("/"):
+                assert f"`{flag}" in README or f"{flag}`" in README or f"`{flag}/" in README, flag

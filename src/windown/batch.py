@@ -37,9 +37,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from windown import __version__, ambient, atomic, library, personalise, pipeline, routine, source
+from windown import __version__, ambient, atomic, library, personalise, pipeline, routine, settings, source
 from windown.errors import BuildError, RoutineError, UserError
-from windown.routine import Settings
+from windown.settings import Settings
 from windown.source import Fields, Map, Seq
 
 FINGERPRINT_SUFFIX = ".fingerprint"
@@ -49,15 +49,8 @@ PLAYLIST_NAME = "playlist.m3u"
 DASK_HINT = "Install it with: pip install 'windown[dask]'"
 CONNECT_TIMEOUT_S = 15
 
-# Keys of a batch-file job besides the routine settings (routine.SETTING_KEYS).
-JOB_KEYS = ("routine", "output", "profile", "loudness", "bitrate", "quality", "mono")
-# Settings keys whose attribute name differs from the YAML key, and the parts with sub-keys.
-_ATTRS = {"tail": "tail_ms", "length": "length_ms", "transition": "transition_ms"}
-_PARTS = {
-    "voice": {"engine": "engine", "voice": "voice", "rate": "rate_wpm"},
-    "breathing": {"inhale": "inhale_ms", "exhale": "exhale_ms", "hold_in": "hold_in_ms", "hold_out": "hold_out_ms"},
-    "ambient": {"sound": "sound", "level": "level_db"},
-}
+# Keys of a batch-file job besides the settings (settings.SETTINGS and settings.ENCODING).
+JOB_KEYS = ("routine", "output", "profile")
 
 
 @dataclass(frozen=True)
@@ -67,7 +60,7 @@ class Job:
     routine: str                       # a routine file or a preset name
     output: Path                       # the MP3 to write
     profile: str | None = None         # a profile file; None: the default profile when it exists
-    overrides: dict[str, Any] = field(default_factory=dict)  # personalise.Profile flags: "pace", "voice.engine", ...
+    overrides: dict[str, Any] = field(default_factory=dict)  # checked setting values by key: "pace", "voice.rate"
     loudness_lufs: float = -18.0
     bitrate_kbps: int | None = None    # constant bitrate; else VBR at `quality` (default 4)
     quality: int | None = None
@@ -188,7 +181,7 @@ def read_batch_file(path: str | os.PathLike, folder: str | os.PathLike = "output
                                "Write e.g. `- routine: gentle` and its settings below it", path=path, line=line)
         spec = _merge(base, _read_job(Fields(item, path, "a job"), path, with_routine=True))
         enc = spec["encoding"]
-        if enc.get("bitrate_kbps") is not None and enc.get("quality") is not None:
+        if enc.get("bitrate_kbps") is not None and enc.get("quality") is not None:  # one from defaults, one here
             raise RoutineError("a job sets both 'bitrate' and 'quality'", "Choose one of them", path=path, line=line)
         out = output_path(folder, spec["routine"], name=spec["flags"].get("name"), output=spec.get("output"))
         jobs.append(Job(spec["routine"], out, spec["profile"], spec["flags"], **enc))
@@ -241,31 +234,10 @@ def _read_job(f: Fields, batch_path: str, *, with_routine: bool) -> dict:
         if not os.path.isfile(spec["profile"]):
             raise f.error("profile", f"no profile file '{profile}'",
                           "Check the path; it is relative to the batch file")
-    enc = {"loudness_lufs": f.get("loudness", source.number(-30, -10, "LUFS")),
-           "bitrate_kbps": f.get("bitrate", source.whole(32, 320)),
-           "quality": f.get("quality", source.whole(0, 9)),
-           "mono": f.get("mono", source.flag)}
-    spec["encoding"] = {k: v for k, v in enc.items() if v is not None}
-    settings, keys = routine.read_settings(f, Settings())
+    spec["encoding"] = {settings.get(k).attr: v for k, v in settings.read_encoding(f).items()}
+    _, spec["flags"] = settings.read(f, Settings(), where="batch")
     f.finish()
-    spec["flags"] = _flags(f.map, settings, keys)
     return spec
-
-
-def _flags(doc: Map, settings: Settings, keys: set[str]) -> dict[str, Any]:
-    """The settings a job names, as personalise.Profile flags (only the sub-keys it gives)."""
-    flags: dict[str, Any] = {}
-    for key in sorted(keys):
-        if key in _PARTS:
-            raw = doc[key]
-            part = getattr(settings, key)
-            for sub in (["sound"] if isinstance(raw, str) else list(raw)):
-                attr = _PARTS[key][sub]
-                flags[f"{key}.{attr}"] = getattr(part, attr)
-        else:
-            attr = _ATTRS.get(key, key)
-            flags[attr] = getattr(settings, attr)
-    return flags
 
 
 # --- fingerprints -----------------------------------------------------------------------------------

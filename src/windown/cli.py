@@ -11,15 +11,16 @@ import os
 import signal
 import sys
 from pathlib import Path
+from typing import Any, Callable
 
 import click
 
-from windown import __version__, library, personalise, pipeline, routine, source
+from windown import __version__, library, personalise, pipeline, routine, settings, source, starter
 from windown.errors import Interrupted, UserError
 
 
 class Context:
-    def __init__(self, quiet: bool, verbose: bool):
+    def __init__(self, quiet: bool = False, verbose: bool = False):
         self.quiet = quiet
         self.verbose = verbose
 
@@ -33,97 +34,100 @@ def note(ctx: Context, message: str) -> None:
         click.echo(message, err=True, color=_color())
 
 
-def _duration(ctx_click, param, value):
-    if value is None:
-        return None
-    ms = source.parse_duration_ms(value)
-    if ms is None or ms < 0:
-        raise click.BadParameter(f"{value!r} is not a duration; {source.DURATION_HINT[0].lower()}"
-                                 f"{source.DURATION_HINT[1:]}")
-    return ms
+def _set_quiet(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if value:
+        ctx.ensure_object(Context).quiet = True
 
 
-def _tags(ctx_click, param, value):
-    if not value:
-        return None
-    return tuple(t.strip() for t in value.split(",") if t.strip())
+def _set_verbose(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if value:
+        ctx.ensure_object(Context).verbose = True
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+def _talk_options() -> list[click.Option]:
+    """-q and -v, accepted before the command and after it, as people type them."""
+    return [click.Option(["-q", "--quiet"], is_flag=True, expose_value=False, is_eager=True, callback=_set_quiet,
+                         help="Print only results and errors."),
+            click.Option(["-v", "--verbose"], is_flag=True, expose_value=False, is_eager=True,
+                         callback=_set_verbose, help="Say more about each stage.")]
+
+
+class Group(click.Group):
+    """Every command also takes -q/-v after its name."""
+
+    def add_command(self, cmd: click.Command, name: str | None = None) -> None:
+        cmd.params.extend(_talk_options())
+        super().add_command(cmd, name)
+
+
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, "--version", prog_name="windown")
-@click.option("-q", "--quiet", is_flag=True, help="Print only results and errors.")
-@click.option("-v", "--verbose", is_flag=True, help="Say more about each stage.")
 @click.pass_context
-def cli(ctx, quiet, verbose):
+def cli(ctx):
     """Turn a bedtime stretching routine into one calm, voice-guided MP3.
 
     \b
     Example:
       windown build bedtime-lower-back --length 15m --avoid kneeling
     """
-    ctx.obj = Context(quiet, verbose)
+    ctx.ensure_object(Context)
+
+
+cli.params.extend(_talk_options())
+
+
+def _help(s: settings.Setting) -> str:
+    text = s.help[:1].upper() + s.help[1:]
+    if s.kind != "choice" and s.range_text():
+        text += f" ({s.range_text()}" + (f"; default {s.show(s.default)})" if s.default is not None else ")")
+    return text + "."
+
+
+def setting_option(s: settings.Setting) -> Callable:
+    """A click option made from a settings-table row; its value is checked as a file's would be."""
+    if s.kind == "flag":
+        if "/" in s.flag:
+            return click.option(s.flag, s.param, default=None, help=_help(s))
+        return click.option(s.flag, s.param, is_flag=True, default=None, help=_help(s))
+
+    def check(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+        return None if value is None else s.parse_flag(value)
+
+    metavar = {"duration": "DURATION", "whole": "N", "number": "N", "tags": "TAG,...", "stretches": "ID,...",
+               "sound": "NAME|FILE", "text": "TEXT"}.get(s.kind, "[" + "|".join(s.options) + "]")
+    complete = (lambda ctx, param, incomplete: [o for o in s.options if o.startswith(incomplete)]) \
+        if s.kind in ("choice", "sound") else None
+    return click.option(s.flag, s.param, metavar=metavar, callback=check, shell_complete=complete, help=_help(s))
+
+
+def setting_options(table: tuple[settings.Setting, ...]) -> Callable:
+    def decorate(func: Callable) -> Callable:
+        for s in reversed([s for s in table if s.flag]):
+            func = setting_option(s)(func)
+        return func
+    return decorate
 
 
 def personal_options(func):
-    """The options every command that makes a track shares: the profile and its overrides."""
-    options = [
-        click.option("--profile", type=click.Path(dir_okay=False), help="Profile file (default: "
-                     "~/.config/windown/profile.yaml when it exists)."),
-        click.option("--name", help="Your name, for a short greeting."),
-        click.option("--engine", type=click.Choice(routine.ENGINES), help="Speech engine."),
-        click.option("--voice", help="Voice id (see `windown voices`)."),
-        click.option("--rate", type=click.IntRange(80, 300), help="Speaking rate in words per minute."),
-        click.option("--pace", type=click.Choice(routine.PACES), help="Scales holds, settling and transitions."),
-        click.option("--instruction", type=click.Choice(routine.INSTRUCTION), help="How much talk you hear."),
-        click.option("--length", callback=_duration, help="Target length of the guided part, e.g. 15m."),
-        click.option("--avoid", callback=_tags, help="Tags to avoid, comma-separated (kneeling,prone,...)."),
-        click.option("--exclude", callback=_tags, help="Stretch ids to leave out, comma-separated."),
-        click.option("--in-bed/--not-only-in-bed", "in_bed_only", default=None,
-                     help="Only stretches done lying in bed (or lift a profile's in_bed_only)."),
-        click.option("--bedtime/--no-bedtime", default=None, help="Bedtime mode: no progress talk, chimes "
-                     "instead of countdowns, a slower voice towards the end."),
-        click.option("--order", type=click.Choice(routine.ORDERS), help="auto groups stretches by position."),
-        click.option("--safety/--no-safety", default=None, help="Speak the short safety introduction."),
-        click.option("--seed", type=click.IntRange(0, 2**31 - 1), help="Phrasing seed (default: today's date)."),
-        click.option("--ambient", help="Bed: brown-noise, pink-noise, rain, ocean, drone, none, or a file."),
-        click.option("--ambient-level", type=click.FloatRange(-60, 0), help="Bed level in dB under the voice."),
-        click.option("--tail", callback=_duration, help="How long the bed plays on after the last words."),
-    ]
-    for option in reversed(options):
-        func = option(func)
-    return func
+    """The options every command that makes a track shares: the profile and every setting with a flag."""
+    func = setting_options(settings.SETTINGS)(func)
+    return click.option("--profile", type=click.Path(dir_okay=False), help="Profile file (default: "
+                        "~/.config/windown/profile.yaml when it exists).")(func)
+
+
+def flag_values(opts: dict, table: tuple[settings.Setting, ...] = settings.SETTINGS) -> dict[str, Any]:
+    """{setting key: checked value} for the flags given (taken out of `opts`)."""
+    out = {}
+    for s in table:
+        if s.flag:
+            value = opts.pop(s.param, None)
+            if value is not None:
+                out[s.key] = value
+    return out
 
 
 def profile_from(opts: dict) -> personalise.Profile:
-    flags = {
-        "name": opts.get("name"), "voice.engine": opts.get("engine"), "voice.voice": opts.get("voice"),
-        "voice.rate_wpm": opts.get("rate"), "pace": opts.get("pace"), "instruction": opts.get("instruction"),
-        "length_ms": opts.get("length"), "avoid": opts.get("avoid"), "exclude": opts.get("exclude"),
-        "in_bed_only": opts.get("in_bed_only"), "bedtime": opts.get("bedtime"), "order": opts.get("order"),
-        "safety": opts.get("safety"), "seed": opts.get("seed"), "ambient.level_db": opts.get("ambient_level"),
-        "tail_ms": opts.get("tail"),
-    }
-    if opts.get("ambient"):
-        sound = opts["ambient"]
-        from windown import ambient
-
-        path = Path(sound).expanduser()
-        # an existing file is made absolute here: routine settings resolve paths against the routine
-        flags["ambient.sound"] = str(path.resolve()) if sound not in ambient.BED_NAMES and path.exists() else sound
-    if flags.get("length_ms") is not None and flags["length_ms"] < 60_000:
-        raise UserError(f"--length must be at least 1m (got {source.format_duration(flags['length_ms'])})",
-                        "Give the guided part's length, e.g. --length 15m")
-    if flags.get("avoid"):
-        bad = [t for t in flags["avoid"] if t not in library.TAGS]
-        if bad:
-            hint = source.closest(bad[0], library.TAGS) or "Choose from: " + ", ".join(library.TAGS)
-            raise UserError(f"--avoid: unknown tag '{bad[0]}'", hint)
-    if flags.get("exclude"):
-        bad = [t for t in flags["exclude"] if t not in library.all_ids()]
-        if bad:
-            hint = source.closest(bad[0], library.all_ids()) or "Run `windown stretches` to list them"
-            raise UserError(f"--exclude: unknown stretch '{bad[0]}'", hint)
-    return personalise.load_profile(opts.get("profile"), flags)
+    return personalise.load_profile(opts.pop("profile", None), flag_values(opts))
 
 
 def personalised(name: str, opts: dict) -> tuple[routine.Routine, list[str]]:
@@ -134,14 +138,9 @@ def personalised(name: str, opts: dict) -> tuple[routine.Routine, list[str]]:
 @click.argument("routine_name", metavar="ROUTINE")
 @personal_options
 @click.option("-o", "--output", type=click.Path(), help="Output MP3 (default: output/<name>.mp3).")
-@click.option("--loudness", type=click.FloatRange(-30, -10), default=-18.0, show_default=True,
-              help="Integrated loudness target in LUFS.")
-@click.option("--bitrate", type=click.IntRange(32, 320), help="Constant bitrate in kb/s instead of VBR.")
-@click.option("--quality", type=click.IntRange(0, 9), help="VBR quality, 0 best to 9 smallest (default 4, "
-              "about 165 kb/s).")
-@click.option("--mono", is_flag=True, help="One channel: half the size, same sound on phone speakers.")
+@setting_options(settings.ENCODING)
 @click.pass_obj
-def build(ctx, routine_name, output, loudness, bitrate, quality, mono, **opts):
+def build(ctx, routine_name, output, **opts):
     """Build a track: one MP3 plus its chapters, transcripts (.vtt .srt .lrc) and cue sheet (.json).
 
     ROUTINE is a routine file or a preset name (see `windown presets`).
@@ -154,14 +153,14 @@ def build(ctx, routine_name, output, loudness, bitrate, quality, mono, **opts):
     """
     from windown import export
 
+    enc = flag_values(opts, settings.ENCODING)
+    settings.check_encoding(enc)
     r, changes = personalised(routine_name, opts)
     out = Path(output) if output else pipeline.default_output(r)
-    if bitrate is not None and quality is not None:
-        raise UserError("--bitrate and --quality cannot be used together", "Choose one of them")
-    encoding = export.Encoding.choose(bitrate, quality, mono)
+    encoding = export.Encoding.choose(enc.get("bitrate"), enc.get("quality"), enc.get("mono", False))
     progress = Progress(ctx)
-    result = pipeline.build(r, out, changes=changes, loudness_lufs=loudness, encoding=encoding,
-                            on_progress=progress.update)
+    result = pipeline.build(r, out, changes=changes, loudness_lufs=enc.get("loudness", settings.default("loudness")),
+                            encoding=encoding, on_progress=progress.update)
     progress.done()
     if ctx.quiet:  # -q silences the progress bar and this summary alike; errors still print
         return
@@ -255,6 +254,22 @@ def validate(ctx, files):
         click.echo(f"{name}: ok")
 
 
+@cli.command(name="settings")
+def list_settings():
+    """List every setting: its key in a routine or profile, its flag, default, range and meaning.
+
+    \b
+    Example:
+      windown settings
+    """
+    click.echo(f"{'key':19s} {'flag':27s} {'default':11s} {'values':27s} meaning")
+    for s in settings.SETTINGS + settings.ENCODING:
+        key = s.key if s in settings.SETTINGS else s.key + "*"
+        default = s.show(s.default) if s.default is not None else "-"
+        click.echo(f"{key:19s} {s.flag or '':27s} {default:11s} {s.range_text():27s} {s.help}")
+    click.echo("* set by a flag or a batch job, not by a routine or profile")
+
+
 @cli.command()
 def stretches():
     """List the stretch library: id, position, in bed, default length and tags.
@@ -289,7 +304,8 @@ def presets():
 
 
 @cli.command()
-@click.option("--engine", type=click.Choice(routine.ENGINES), default="pyttsx3", show_default=True)
+@click.option("--engine", type=click.Choice(settings.ENGINES), default=settings.default("voice.engine"),
+              show_default=True)
 def voices(engine):
     """List the voices a speech engine offers.
 
@@ -349,13 +365,9 @@ _STATUS_COLOURS = {"built": "green", "skipped": None, "failed": "red"}
               "<output-dir>/playlist.m3u).")
 @click.option("--no-playlist", is_flag=True, help="Do not write a playlist.")
 @personal_options
-@click.option("--loudness", type=click.FloatRange(-30, -10), help="Integrated loudness target in LUFS (default -18).")
-@click.option("--bitrate", type=click.IntRange(32, 320), help="Constant bitrate in kb/s instead of VBR.")
-@click.option("--quality", type=click.IntRange(0, 9), help="VBR quality, 0 best to 9 smallest (default 4).")
-@click.option("--mono", is_flag=True, help="One channel: half the size.")
+@setting_options(settings.ENCODING)
 @click.pass_obj
-def batch(ctx, sources, output_dir, workers, force, all_presets, scheduler, playlist, no_playlist, loudness, bitrate,
-          quality, mono, **opts):
+def batch(ctx, sources, output_dir, workers, force, all_presets, scheduler, playlist, no_playlist, **opts):
     """Build many tracks at once: routine files, preset names and batch files.
 
     Tracks whose inputs are unchanged (routine, profile, settings, engine and voice, windown's
@@ -389,21 +401,21 @@ def batch(ctx, sources, output_dir, workers, force, all_presets, scheduler, play
     from windown import batch as batching
     from windown.errors import BuildError
 
-    if bitrate is not None and quality is not None:
-        raise UserError("--bitrate and --quality cannot be used together", "Choose one of them")
-    encoding = {k: v for k, v in (("loudness_lufs", loudness), ("bitrate_kbps", bitrate), ("quality", quality),
-                                  ("mono", mono or None)) if v is not None}
+    enc = flag_values(opts, settings.ENCODING)
+    settings.check_encoding(enc)
+    encoding = {settings.get(k).attr: v for k, v in enc.items()}
+    profile_file = opts.get("profile")
     profile = profile_from(opts)  # checks the flags and an explicit --profile now, before any job
     flags = {k: v for k, v in profile.flags.items() if v is not None}
     jobs = []
     for name in sources:
         if batching.is_batch_file(name):
-            jobs += batching.read_batch_file(name, output_dir, profile=opts.get("profile"), overrides=flags,
+            jobs += batching.read_batch_file(name, output_dir, profile=profile_file, overrides=flags,
                                              **encoding)
         else:
-            jobs += batching.jobs_for([name], output_dir, profile=opts.get("profile"), overrides=flags, **encoding)
+            jobs += batching.jobs_for([name], output_dir, profile=profile_file, overrides=flags, **encoding)
     if all_presets:
-        jobs += batching.jobs_for(library.preset_names(), output_dir, profile=opts.get("profile"), overrides=flags,
+        jobs += batching.jobs_for(library.preset_names(), output_dir, profile=profile_file, overrides=flags,
                                   **encoding)
     if not jobs:
         raise UserError("nothing to build", "Name routine files, presets or a batch file, or add --all-presets")
@@ -472,7 +484,7 @@ def init(file, force):
     if not path.parent.is_dir():
         raise UserError("its folder does not exist", "Create the folder first, or choose another place",
                         path=path.parent)
-    atomic.write_text(path, routine.STARTER.format(name=path.name))
+    atomic.write_text(path, starter.starter(path.name))
     click.echo(str(path))
 
 
@@ -529,7 +541,9 @@ def schema():
     Example:
       windown schema > windown.schema.json
     """
-    click.echo(json.dumps(routine.schema(), indent=2))
+    from windown import schema as routine_schema
+
+    click.echo(json.dumps(routine_schema.schema(), indent=2))
 
 
 def main() -> None:

@@ -36,6 +36,7 @@ class Say:
 class Gap:
     gap_ms: int
     line: int = 0
+    pause: bool = False  # a `pause:` step's own silence, which takes the place of the usual gaps before it
 
 
 @dataclass(frozen=True)
@@ -128,6 +129,14 @@ class Composer:
             self.add(Say(text, line))
             self.add(Gap(gap_after_ms, line))
 
+    def pause(self, step: PauseStep) -> None:
+        """`pause: 7s` means 7 s of silence between the words before and after it, so it replaces the
+        usual gaps (between lines, after a section or a stretch) rather than adding to them."""
+        items = self.script.items
+        while items and isinstance(items[-1], Gap) and not items[-1].pause:
+            items.pop()
+        self.add(Gap(step.pause_ms, step.line, pause=True))
+
     def compose(self) -> Script:
         s = self.s
         self.add(Chapter("Welcome"))
@@ -144,7 +153,7 @@ class Composer:
             elif isinstance(step, SayStep):
                 self.say(list(step.texts), step.line)
             elif isinstance(step, PauseStep):
-                self.add(Gap(step.pause_ms, step.line))
+                self.pause(step)
             elif isinstance(step, ChimeStep):
                 self.add(Chime(step.line))
                 self.add(Gap(CHIME_MS, step.line))

@@ -13,10 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from windown import library, source
+from windown import library, settings, source
 from windown.errors import RoutineError, UserError
 from windown.library import Stretch
-from windown.routine import Routine, Settings, StretchStep, read_settings
+from windown.routine import Routine, StretchStep
+from windown.settings import Settings
 from windown.source import Fields, Map
 
 PACE_FACTOR = {"slow": 1.25, "medium": 1.0, "brisk": 0.8}
@@ -34,7 +35,7 @@ class Profile:
 
     path: str | None = None
     doc: Map | None = None
-    flags: dict[str, Any] = field(default_factory=dict)  # Settings field -> value; "voice.rate_wpm" style for parts
+    flags: dict[str, Any] = field(default_factory=dict)  # checked values by setting key ("tail", "voice.rate")
 
 
 def default_profile_path() -> Path:
@@ -55,27 +56,20 @@ def load_profile(path: str | os.PathLike | None, flags: dict[str, Any] | None = 
         raise RoutineError(f"a profile must be a mapping of settings, not {source.kind_of(doc)}",
                            "See the profile example in the README", path=path, line=getattr(doc, "line", 1))
     check = Fields(doc, str(path), "the profile")  # validate now, so errors carry the profile's lines
-    read_settings(check, Settings())
+    settings.read(check, Settings(), where="profile")
     check.finish()
     return Profile(str(path), doc, dict(flags or {}))
 
 
 def apply_settings(r: Routine, profile: Profile) -> Settings:
     s = r.settings
+    set_keys = set(r.set_keys)
     if profile.doc is not None:
-        s, _ = read_settings(Fields(profile.doc, profile.path or "profile", "the profile"), s)
-    for key, value in profile.flags.items():
-        if value is None:
-            continue
-        part, _, attr = key.partition(".")
-        if attr:
-            fields = {attr: value, "origin": None} if key == "ambient.sound" else {attr: value}  # a flag has no line
-            s = dataclasses.replace(s, **{part: dataclasses.replace(getattr(s, part), **fields)})
-        else:
-            s = dataclasses.replace(s, **{key: value})
-    tail_set = "tail" in r.set_keys or (profile.doc is not None and "tail" in profile.doc) or \
-        profile.flags.get("tail_ms") is not None
-    if s.bedtime and not tail_set:
+        s, found = settings.read(Fields(profile.doc, profile.path or "profile", "the profile"), s, where="profile")
+        set_keys |= set(found)
+    s = settings.apply(s, profile.flags)
+    set_keys |= {k for k, v in profile.flags.items() if v is not None}
+    if s.bedtime and "tail" not in set_keys:
         s = dataclasses.replace(s, tail_ms=BEDTIME_TAIL_MS)
     if s.seed is None:  # tonight's phrasing differs from last night's, and stays put all evening
         s = dataclasses.replace(s, seed=int(datetime.date.today().strftime("%Y%m%d")))

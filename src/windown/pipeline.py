@@ -10,7 +10,7 @@ from typing import Callable
 
 import numpy as np
 
-from windown import ambient, compose, export, loudness, personalise, routine, speech, timeline
+from windown import ambient, compose, export, loudness, personalise, routine, settings, speech, timeline
 from windown.errors import UserError
 from windown.render import Mix, Renderer
 
@@ -155,11 +155,8 @@ def cue_list(tl: timeline.Timeline) -> list[dict]:
 
 
 def settings_summary(p: Plan, mix: Mix) -> dict:
-    s = p.routine.settings
-    return {"engine": p.engine, "voice": p.voice, "rate_wpm": s.voice.rate_wpm,
-            "breathing": {"inhale_s": s.breathing.inhale_ms / 1000, "exhale_s": s.breathing.exhale_ms / 1000,
-                          "hold_in_s": s.breathing.hold_in_ms / 1000, "hold_out_s": s.breathing.hold_out_ms / 1000},
-            "ambient": s.ambient.sound if s.ambient.sound in ambient.BED_NAMES else Path(s.ambient.sound).name,
-            "ambient_level_db": mix.ambient_level_db, "loudness_lufs": mix.loudness_lufs, "tail_s": mix.tail_ms / 1000,
-            "pace": s.pace, "instruction": s.instruction, "bedtime": s.bedtime, "seed": s.seed,
-            "avoid": list(s.avoid), "exclude": list(s.exclude), "sample_rate": SAMPLE_RATE}
+    """The cue sheet's `settings`: every setting from the table, the voice the engine resolved, and the mix."""
+    out = settings.summary(p.routine.settings)
+    out.update(engine=p.engine, voice=p.voice, tail_s=mix.tail_ms / 1000, loudness_lufs=mix.loudness_lufs,
+               sample_rate=SAMPLE_RATE)
+    return out

@@ -356,15 +356,19 @@ def texts(max_chars: int = 400) -> Callable[[Any, Fields, str], list[str]]:
     return read
 
 
-def duration(min_ms: int = 1, max_ms: int = 3 * 3_600_000) -> Callable[[Any, Fields, str], int]:
+def duration(min_ms: int = 1, max_ms: int = 3 * 3_600_000, min_hint: str = "") -> Callable[[Any, Fields, str], int]:
+    """A duration from `min_ms` to `max_ms`; `min_hint` says why a floor above 1 ms is there."""
     def read(value: Any, f: Fields, key: str) -> int:
         ms = parse_duration_ms(value)
         if ms is None:
             raise f.error(key, f"'{key}' is not a duration: {shown(value)}", DURATION_HINT)
         if ms <= 0 and min_ms > 0:
             raise f.error(key, f"'{key}' must be longer than zero (got {shown(value)})", DURATION_HINT)
-        if ms < min_ms:
+        if ms < 0:
             raise f.error(key, f"'{key}' cannot be negative (got {shown(value)})", DURATION_HINT)
+        if ms < min_ms:
+            raise f.error(key, f"'{key}' of {format_duration(ms)} is too short (the least is "
+                          f"{format_duration(min_ms)})", min_hint or DURATION_HINT)
         if ms > max_ms:
             raise f.error(key, f"'{key}' is far too long ({format_duration(ms)}; the limit is "
                           f"{format_duration(max_ms)})", "Check the units: 30s is thirty seconds, 30m is half an hour")
