@@ -96,6 +96,23 @@ def test_the_form_shows_every_field_with_its_label_help_and_the_csrf_token(web, 
         assert f'name="avoid" value="{tag}"' in page.text
 
 
+def test_the_form_is_made_from_the_settings_table(web):
+    from windown import settings
+
+    page = html.unescape(web.get("/").text)
+    for key in ("length", "pace", "instruction", "avoid", "exclude", "voice.engine", "voice.rate", "ambient.sound",
+                "ambient.level", "tail", "bedtime"):
+        s = settings.get(key)
+        assert s.label in page
+        assert s.help[1:] in page  # the table's help, as a sentence
+        if s.kind in ("duration", "whole", "number"):
+            assert f"From {s.range_text()}." in page
+        for option in s.options if s.kind in ("choice", "tags") else ():
+            assert f'value="{option}"' in page
+    assert f'placeholder="{settings.get("tail").show(settings.default("tail"))}"' in page
+    assert f'placeholder="{settings.default("voice.rate")}"' in page
+
+
 def test_every_asset_comes_from_windown_itself(web):
     page = web.get("/").text + web.get("/tracks/tiny").text + web.get("/phone").text
     for url in re.findall(r'(?:src|href|action)="([^"]*)"', page):
@@ -148,7 +165,7 @@ def test_good_values_are_kept_when_another_field_is_wrong(web):
     assert '<option value="slow" selected>' in response.text
     assert 'value="20m"' in response.text
     assert 'name="avoid" value="prone" checked' in response.text
-    assert error_beside(response.text, "length").startswith("--length must be at least 1m")
+    assert error_beside(response.text, "length").startswith("'--length' of 10s is too short")
     assert error_beside(response.text, "pace") is None
 
 

@@ -114,8 +114,7 @@ def _presets() -> tuple[dict[str, str], ...]:
 
 def _form_context(values: dict[str, Any], errors: dict[str, str], problem: str = "") -> dict[str, Any]:
     return {"fields": form.FIELDS, "values": values, "errors": errors, "presets": _presets(),
-            "stretch_ids": form.stretch_boxes(), "problem": problem, "page": "tonight",
-            "duration_text": source.format_duration}
+            "problem": problem, "page": "tonight"}
 
 
 async def tonight(request: Request) -> Response:
