@@ -4,6 +4,7 @@ Podcast Index JSON chapters format and against the MP3's own ID3 chapters (read 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import urllib.parse
 from pathlib import Path
@@ -81,8 +82,10 @@ def test_the_served_feed_is_read_by_feedparser_with_enclosures_chapters_and_tran
         # feedparser keeps unknown namespaced elements' attributes on the entry
         assert entry.podcast_chapters["url"] == "http://127.0.0.1/files/tiny.chapters.json"
         assert entry.podcast_chapters["type"] == "application/json+chapters"
-        assert entry.podcast_transcript["url"] == "http://127.0.0.1/files/tiny.vtt"
-        assert entry.podcast_transcript["type"] == "text/vtt"
+        transcripts = re.findall(r'<podcast:transcript url="([^"]+)" type="([^"]+)" language="en" rel="captions" />',
+                                 response.text)
+        assert transcripts == [("http://127.0.0.1/files/tiny.vtt", "text/vtt"),
+                               ("http://127.0.0.1/files/tiny.srt", "application/x-subrip")]
 
         # every URL in the feed answers with what it says it is
         mp3 = web.get(urllib.parse.urlsplit(enclosure.href).path)
@@ -90,12 +93,15 @@ def test_the_served_feed_is_read_by_feedparser_with_enclosures_chapters_and_tran
         chapters = web.get(urllib.parse.urlsplit(entry.podcast_chapters["url"]).path)
         assert chapters.headers["content-type"] == "application/json+chapters"
         check_podcast_index_chapters(chapters.json())
-        vtt = web.get(urllib.parse.urlsplit(entry.podcast_transcript["url"]).path)
+        vtt = web.get(urllib.parse.urlsplit(transcripts[0][0]).path)
         assert vtt.headers["content-type"].startswith("text/vtt") and vtt.text.startswith("WEBVTT")
+        srt = web.get(urllib.parse.urlsplit(transcripts[1][0]).path)
+        assert srt.headers["content-type"].startswith("application/x-subrip") and srt.text.startswith("1\n")
 
         bare = by_title["two words"]  # no cue sheet: no chapters or transcript, still playable
         assert bare.enclosures[0].href == "http://127.0.0.1/files/two%20words.mp3"
-        assert "podcast_chapters" not in bare and "podcast_transcript" not in bare
+        assert "podcast_chapters" not in bare
+        assert response.text.count("<podcast:transcript") == 2  # the bare track has none
         assert web.get("/files/two%20words.mp3").status_code == 200
 
 
@@ -120,7 +126,7 @@ def test_windown_feed_writes_the_same_feed_and_chapter_files_for_static_hosting(
     entry = next(e for e in parsed.entries if e.title == "Two small stretches")
     assert entry.enclosures[0].href == "https://example.org/bedtime/tiny.mp3"
     assert entry.podcast_chapters["url"] == "https://example.org/bedtime/tiny.chapters.json"
-    assert entry.podcast_transcript["url"] == "https://example.org/bedtime/tiny.vtt"
+    assert 'url="https://example.org/bedtime/tiny.vtt" type="text/vtt"' in (shelf / "feed.xml").read_text()
     written = json.loads((shelf / "tiny.chapters.json").read_text())
     assert written == feed.chapters_json(shelf_mod.track(shelf, "tiny"))
     assert not list(shelf.glob(".*"))  # written atomically: no temporary file is left

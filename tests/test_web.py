@@ -486,8 +486,9 @@ def test_a_symlinked_track_is_neither_listed_nor_served(web, shelf, tmp_path):
 def test_the_phone_panel_shows_qr_codes_of_the_feed_and_the_newest_track(web, shelf):
     copy_track(shelf, "tiny", "newest", time.time() + 60)
     page = web.get("/phone").text
-    assert page.count('class="qr"') == 2
+    assert page.count('class="qr"') == 3
     assert "http://127.0.0.1/feed.xml" in page
+    assert "podcast://127.0.0.1/feed.xml" in page
     assert "http://127.0.0.1/files/newest.mp3" in page
     assert "windown serve --lan" in page  # on 127.0.0.1 the page says how to reach it from a phone
 

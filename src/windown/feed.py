@@ -2,7 +2,7 @@
 
 RSS 2.0 with Apple's iTunes tags and the Podcasting 2.0 namespace: each track is an item with an
 enclosure (URL, length in bytes, type), `<podcast:chapters>` pointing at Podcast Index JSON chapters
-(apps that cannot read ID3 chapters read these) and `<podcast:transcript>` pointing at the WebVTT.
+(apps that cannot read ID3 chapters read these) and `<podcast:transcript>` pointing at the WebVTT and SRT transcripts.
 `windown serve` serves it at /feed.xml; `windown feed DIR` writes the same files for static hosting.
 """
 
@@ -101,10 +101,12 @@ def rss(tracks: Iterable[shelf.Track], *, feed_url: str, link: str, file_url: Ca
         if track.chapters:
             ET.SubElement(item, f"{{{PODCAST}}}chapters", {"url": file_url(f"{track.stem}.chapters.json"),
                                                           "type": CHAPTERS_TYPE})
-        if track.sidecar(".vtt").is_file():
-            ET.SubElement(item, f"{{{PODCAST}}}transcript", {"url": file_url(f"{track.stem}.vtt"),
-                                                            "type": "text/vtt", "language": "en",
-                                                            "rel": "captions"})
+        # WebVTT is the namespace's recommended format (Apple reads it); AntennaPod reads SRT
+        for suffix, media_type in ((".vtt", "text/vtt"), (".srt", "application/x-subrip")):
+            if track.sidecar(suffix).is_file():
+                ET.SubElement(item, f"{{{PODCAST}}}transcript", {"url": file_url(f"{track.stem}{suffix}"),
+                                                                "type": media_type, "language": "en",
+                                                                "rel": "captions"})
     ET.indent(root)
     return ET.tostring(root, encoding="utf-8", xml_declaration=True) + b"\n"
 

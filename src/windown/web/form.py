@@ -49,7 +49,7 @@ class Field:
     def help(self) -> str:
         """The table's one-line help as a sentence, with its range and default where it has them."""
         s = self.setting
-        text = s.help[:1].upper() + s.help[1:] + "."
+        text = s.help[:1].upper() + s.help[1:] + ("" if s.help.endswith(".") else ".")
         if s.kind not in ("choice", "flag", "tags", "stretches", "sound") and s.range_text():
             text += f" From {s.range_text()}."
         if s.default not in (None, (), ""):
@@ -70,7 +70,7 @@ class Field:
         s = self.setting
         if s.default not in (None, (), ""):
             return self._shown(s.default)
-        return s.example if s.kind in ("duration", "whole", "number", "text") else ""
+        return f"e.g. {s.example}" if s.example and s.kind in ("duration", "whole", "number", "text") else ""
 
     def _shown(self, value: Any) -> str:
         if self.kind == "flag":

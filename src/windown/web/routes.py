@@ -340,7 +340,9 @@ async def phone_page(request: Request) -> Response:
     newest_url = _absolute(request, f"{state.base}/files/{urllib.parse.quote(newest.stem + '.mp3')}") \
         if newest else ""
     local_only = request.url.hostname in ("127.0.0.1", "localhost") and not state.base
+    apple_url = "podcast://" + feed_url.split("://", 1)[1]  # the iPhone camera opens this in Apple Podcasts
     return render(request, "phone.html", {"feed_url": feed_url, "feed_qr": _qr_svg(feed_url), "newest": newest,
+                                          "apple_url": apple_url, "apple_qr": _qr_svg(apple_url),
                                           "newest_url": newest_url, "newest_qr": _qr_svg(newest_url) if newest else "",
                                           "local_only": local_only, "page": "phone"})
 
