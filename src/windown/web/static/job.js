@@ -14,7 +14,8 @@
       return "Waiting its turn" + (status.position ? ": " + status.position + " build" +
         (status.position === 1 ? "" : "s") + " ahead." : ".");
     }
-    if (status.state === "running") { return (status.stage_words || "Building") + "… " + status.percent + "%"; }
+    // the percentage lives in the progress bar: the spoken status changes only with the stage
+    if (status.state === "running") { return (status.stage_words || "Building") + "…"; }
     if (status.state === "done") { return "Ready."; }
     return "The build stopped.";
   }
