@@ -377,7 +377,7 @@ def test_the_shelf_lists_tracks_newest_first_with_length_date_and_settings(web, 
     order = [m for m in re.findall(r'href="/tracks/([^"/]+)"', page)]
     assert order == ["newest", "tiny", "older"]
     assert "Two small stretches" in page
-    assert "pace medium" in page and "voice espeak-ng" in page
+    assert "pace medium; instruction minimal; bed none; voice espeak-ng; tail 2s" in page
     length = shelf_mod.track(shelf, "tiny").duration_s
     assert f"{int(round(length)) // 60}:{int(round(length)) % 60:02d}" in page
     assert ".newest-2" not in page and "notes" not in page
@@ -393,7 +393,11 @@ def test_the_player_has_audio_chapters_and_a_timed_transcript(web, shelf):
     cue_starts = [float(s) for s in re.findall(r'class="cue" data-start="([\d.]+)"', page)]
     assert cue_starts == [c["start_s"] for c in sheet["cues"]]
     assert html.escape(sheet["cues"][0]["text"]) in page
-    assert "espeak-ng" in page  # how it was made
+    # how it was made, labelled and written as the settings table does
+    assert "<dt>Speech engine</dt><dd>espeak-ng</dd>" in page
+    assert "<dt>Sleep tail</dt><dd>2s</dd>" in page
+    assert "<dt>Instruction</dt><dd>minimal</dd>" in page
+    assert "<dt>Ambient sound</dt><dd>none</dd>" in page
 
 
 def test_the_transcript_marks_words_where_the_cue_sheet_has_word_timings(web, shelf):

@@ -16,7 +16,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Callable, Iterable
 
-from windown import atomic, shelf
+from windown import atomic, shelf, source
 from windown.errors import UserError
 
 ITUNES = "http://www.itunes.com/dtds/podcast-1.0.dtd"
@@ -43,17 +43,19 @@ def chapters_json(track: shelf.Track) -> dict:
     return {"version": CHAPTERS_VERSION, "title": track.title, "podcastName": FEED_TITLE, "chapters": chapters}
 
 
-def describe(track: shelf.Track) -> str:
+def describe(track: shelf.Track, with_length: bool = True) -> str:
     """One line about how a track was made: its length and the settings a listener chose."""
     s = track.settings
     parts = []
-    if track.duration_s is not None:
+    if with_length and track.duration_s is not None:
         parts.append(clock(track.duration_s))
-    for key, label in (("pace", "pace"), ("instruction", "instruction"), ("ambient", "bed"), ("engine", "voice")):
-        if s.get(key):
-            parts.append(f"{label} {s[key]}")
+    for keys, label in ((("pace",), "pace"), (("instruction",), "instruction"), (("sound", "ambient"), "bed"),
+                        (("engine",), "voice")):
+        value = next((s[k] for k in keys if s.get(k)), None)  # "ambient" in cue sheets made before "sound"
+        if value:
+            parts.append(f"{label} {value}")
     if isinstance(s.get("tail_s"), (int, float)):
-        parts.append(f"tail {clock(s['tail_s'])}")
+        parts.append(f"tail {source.format_duration(round(s['tail_s'] * 1000))}")
     if s.get("avoid"):
         parts.append("avoiding " + ", ".join(map(str, s["avoid"])))
     if s.get("exclude"):

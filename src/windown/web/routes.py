@@ -29,7 +29,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from windown import ambient, feed, library, pipeline, routine, shelf, source
+from windown import ambient, feed, library, pipeline, routine, settings, shelf, source
 from windown.errors import RoutineError, UserError
 from windown.web import form
 from windown.web.builds import QueueFull
@@ -277,22 +277,24 @@ def _track_or_404(request: Request) -> shelf.Track:
     return track
 
 
-def _settings_rows(settings: dict) -> list[tuple[str, str]]:
+def _settings_rows(recorded: dict) -> list[tuple[str, str]]:
+    """The cue sheet's settings as (label, value) rows, labelled and written as the settings table does."""
     rows = []
-    for key, label, fmt in (("engine", "voice engine", str), ("voice", "voice", str), ("rate_wpm", "rate", "{} wpm"),
-                            ("pace", "pace", str), ("instruction", "instruction", str), ("ambient", "bed", str),
-                            ("ambient_level_db", "bed level", "{} dB"), ("tail_s", "tail", clock),
-                            ("bedtime", "bedtime mode", lambda v: "on" if v else "off"),
-                            ("avoid", "avoiding", ", ".join), ("exclude", "left out", ", ".join),
-                            ("seed", "seed", str)):
-        value = settings.get(key)
+    for s in settings.SETTINGS:
+        value = recorded.get(s.json_key)
         if value is None or value == [] or value == "":
             continue
-        try:
-            text = fmt.format(value) if isinstance(fmt, str) else fmt(value)
-        except (TypeError, ValueError):
+        if s.unit == "ms" and isinstance(value, (int, float)):
+            text = s.show(round(value * 1000))
+        elif s.kind == "flag":
+            text = "on" if value else "off"
+        elif isinstance(value, list):
+            text = ", ".join(map(str, value))
+        elif s.unit:
+            text = f"{value:g} {s.unit}" if isinstance(value, (int, float)) else f"{value} {s.unit}"
+        else:
             text = str(value)
-        rows.append((label, text))
+        rows.append((s.label, text))
     return rows
 
 
