@@ -115,3 +115,49 @@ def test_fill_the_form_build_play_and_jump_to_a_chapter(server, browser, tmp_pat
     browser.get(url + "/shelf")
     assert "Two small stretches" in browser.find_element(By.TAG_NAME, "main").text
     save_screenshot(browser, tmp_path, "shelf.png")
+
+
+def test_the_transcript_follows_word_by_word_and_chapters_work_from_the_keyboard(server, browser, shared_cache):
+    """A cue sheet with word timings (as a speech engine that reports them writes) marks the word being said."""
+    import json
+
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from web_support import build_track
+
+    url, shelf = server
+    shelf.mkdir(exist_ok=True)
+    build_track(shelf, "words")
+    sheet_path = shelf / "words.json"
+    sheet = json.loads(sheet_path.read_text())
+    cue = sheet["cues"][1]
+    words = cue["text"].split()
+    step = (cue["end_s"] - cue["start_s"]) / len(words)
+    cue["words"] = [{"start_s": round(cue["start_s"] + i * step, 3), "end_s": round(cue["start_s"] + (i + 1) * step, 3),
+                     "text": w} for i, w in enumerate(words)]
+    sheet_path.write_text(json.dumps(sheet))
+
+    browser.get(url + "/tracks/words")
+    audio = browser.find_element(By.ID, "audio")
+    WebDriverWait(browser, 60).until(lambda d: d.execute_script("return arguments[0].readyState >= 1", audio))
+    third = cue["words"][2]
+    browser.execute_script("arguments[0].currentTime = arguments[1]", audio, (third["start_s"] + third["end_s"]) / 2)
+    WebDriverWait(browser, 30).until(lambda d: d.find_elements(By.CSS_SELECTOR, ".word.now"))
+    assert [w.text for w in browser.find_elements(By.CSS_SELECTOR, ".word.now")] == [third["text"]]
+    assert browser.find_element(By.CSS_SELECTOR, ".cue.now").get_attribute("data-start") == str(cue["start_s"])
+
+    # keyboard only: Tab reaches the chapter buttons, Enter jumps
+    last = browser.find_elements(By.CSS_SELECTOR, "button.chapter")[-1]
+    body = browser.find_element(By.TAG_NAME, "body")
+    for _ in range(40):
+        body.send_keys(Keys.TAB) if browser.switch_to.active_element == body else \
+            browser.switch_to.active_element.send_keys(Keys.TAB)
+        if browser.switch_to.active_element == last:
+            break
+    assert browser.switch_to.active_element == last
+    last.send_keys(Keys.ENTER)
+    start_s = float(last.get_attribute("data-start"))
+    WebDriverWait(browser, 30).until(
+        lambda d: d.execute_script("return arguments[0].currentTime", audio) >= start_s - 0.05)

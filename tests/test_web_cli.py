@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from conftest import run_cli
-from web_support import free_port
+from web_support import free_port, server  # noqa: F401  (a real `windown serve`)
 
 
 def read_lines(stream, lines: queue.Queue) -> None:
@@ -91,3 +91,34 @@ def test_serve_says_when_the_shelf_cannot_be_made(tmp_path):
     assert result.returncode == 2
     assert result.stderr.startswith(f"{tmp_path / 'file' / 'shelf'}: cannot create the shelf folder")
     assert result.stderr.count("\n") == 1
+
+
+def listening_addresses(port: int) -> set[str]:
+    """The local addresses listening on a TCP port, from the kernel's own table (no traffic)."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = open(table).read().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            local, state = line.split()[1], line.split()[3]
+            address, hex_port = local.split(":")
+            if state == "0A" and int(hex_port, 16) == port:  # 0A: LISTEN
+                found.add(address)
+    return found
+
+
+def test_serve_listens_on_this_computer_only_unless_asked(server):
+    url, _ = server
+    port = int(url.rsplit(":", 1)[1])
+    assert listening_addresses(port) == {"0100007F"}  # 127.0.0.1, and nothing else
+
+
+def test_serve_lan_listens_on_the_home_network(lan_server):
+    port, process, lines = lan_server
+    deadline = time.monotonic() + 60
+    while not listening_addresses(port):
+        assert time.monotonic() < deadline and process.poll() is None
+        time.sleep(0.2)
+    assert listening_addresses(port) == {"00000000"}  # 0.0.0.0: every address of this machine

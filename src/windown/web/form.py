@@ -49,7 +49,8 @@ class Field:
     def help(self) -> str:
         """The table's one-line help as a sentence, with its range and default where it has them."""
         s = self.setting
-        text = s.help[:1].upper() + s.help[1:] + ("" if s.help.endswith(".") else ".")
+        words = s.help.replace(", or a sound file", "") if s.kind == "sound" else s.help  # the page offers beds only
+        text = words[:1].upper() + words[1:] + ("" if words.endswith(".") else ".")
         if s.kind not in ("choice", "flag", "tags", "stretches", "sound") and s.range_text():
             text += f" From {s.range_text()}."
         if s.default not in (None, (), ""):
