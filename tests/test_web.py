@@ -314,6 +314,23 @@ def test_a_build_that_fails_says_why_in_the_cli_s_words_and_refills_the_form(web
 
 
 @pytest.mark.slow
+def test_a_relative_shelf_works_and_a_preset_name_is_never_a_local_file(built, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "shelf").mkdir()
+    (tmp_path / "in-bed").write_text("title: [not, the, preset\n")  # a broken file named like a preset
+    app = create_app("shelf", workers=1)  # relative, as `windown serve` is started by default (output/)
+    with client(app) as web:
+        pasted = post_build(web, source="paste", routine_text=TINY_ROUTINE)
+        assert wait_for(web, pasted.headers["location"])["state"] == "done"
+        # the preset is read (it cannot fit one minute), not the broken local file
+        preset = post_build(web, preset="in-bed", length="1m", **{"voice-engine": "espeak-ng"})
+        status = wait_for(web, preset.headers["location"])
+        assert status["state"] == "failed"
+        assert status["error"].startswith("cannot fit this routine into 1m: its guided part can last from ")
+    assert [t.title for t in shelf_mod.tracks(tmp_path / "shelf")] == ["Two small stretches"]
+
+
+@pytest.mark.slow
 def test_builds_queue_one_per_worker_and_closing_the_page_does_not_cancel(shelf):
     app = create_app(shelf, workers=1)
     with client(app) as web:

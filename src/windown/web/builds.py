@@ -249,11 +249,13 @@ def run_build(spec: dict[str, Any], staging: str, shelf_dir: str, stem: str, con
             send(("progress", stage, fraction))
 
     try:
-        staging_dir = Path(staging)
-        shelf = Path(shelf_dir)
+        staging_dir = Path(staging).resolve()
+        shelf = Path(shelf_dir).resolve()
+        # Work inside the (empty) staging folder: a preset name then always means the preset, never a
+        # file of that name where the server was started, and a routine's own file name stays relative,
+        # so its errors read as they did on the form.
+        os.chdir(staging_dir)
         if spec.get("text") is not None:
-            # the routine's own file name, relative, so its errors read as they did on the form
-            os.chdir(staging_dir)
             name = spec["filename"]
             Path(name).write_text(spec["text"], encoding="utf-8")
         else:

@@ -109,7 +109,12 @@ def clock(seconds: float | None) -> str:
 @functools.lru_cache(maxsize=1)
 def _presets() -> tuple[dict[str, str], ...]:
     """The built-in presets with their titles (read once: they are package data)."""
-    return tuple({"name": name, "title": routine.load(name).title} for name in library.preset_names())
+    return tuple({"name": name, "title": _load_preset(name).title} for name in library.preset_names())
+
+
+def _load_preset(name: str) -> routine.Routine:
+    """A built-in preset from its package file, even where a file of that name sits in the current folder."""
+    return routine.load(str(library.preset_path(name)))
 
 
 def _form_context(values: dict[str, Any], errors: dict[str, str], problem: str = "") -> dict[str, Any]:
@@ -176,7 +181,7 @@ async def _routine_from(values: dict[str, Any], upload: Any) -> tuple[routine.Ro
             hint = source.closest(name, library.preset_names())
             raise RoutineError(f"no routine file or preset named '{name}'",
                                (hint + " " if hint else "") + "Run `windown presets` to list the presets")
-        return routine.load(name), name, {"preset": name}
+        return _load_preset(name), name, {"preset": name}
     if chosen == "paste":
         text, filename = values["routine_text"], PASTED_NAME
         if not text.strip():
