@@ -555,3 +555,63 @@ def test_wrong_methods_and_bodies_get_calm_error_pages(web):
     missing = web.get("/tracks/nothing-here")
     assert missing.status_code == 404 and "There is no such track on the shelf." in missing.text
     assert 'href="/"' in missing.text  # a way back
+
+
+class _Controls:
+    """Collects a page's form controls, labels, headings and landmarks (html.parser, no browser)."""
+
+    def __init__(self, page: str):
+        from html.parser import HTMLParser
+
+        self.controls: list[dict] = []
+        self.label_for: set[str] = set()
+        self.h1 = 0
+        self.tags: list[tuple[str, dict]] = []
+        self.wrapped: list[dict] = []
+        outer = self
+        depth = {"label": 0}
+
+        class Parser(HTMLParser):
+            def handle_starttag(self, tag, attrs):
+                a = dict(attrs)
+                outer.tags.append((tag, a))
+                if tag == "label":
+                    depth["label"] += 1
+                    if "for" in a:
+                        outer.label_for.add(a["for"])
+                if tag == "h1":
+                    outer.h1 += 1
+                if tag in ("input", "select", "textarea") and a.get("type") != "hidden":
+                    a["_in_label"] = depth["label"] > 0
+                    outer.controls.append(a)
+
+            def handle_endtag(self, tag):
+                if tag == "label":
+                    depth["label"] -= 1
+
+        Parser().feed(page)
+
+
+@pytest.mark.parametrize("path", ["/", "/shelf", "/tracks/tiny", "/tracks/tiny/delete", "/phone"])
+def test_every_page_is_usable_with_a_screen_reader_and_the_keyboard(web, path):
+    page = web.get(path).text
+    found = _Controls(page)
+    assert '<html lang="en">' in page
+    assert found.h1 == 1
+    assert 'class="skip" href="#main"' in page and '<main id="main"' in page
+    assert '<nav aria-label="Sections">' in page
+    for control in found.controls:  # every field has a name a screen reader can say
+        assert control["_in_label"] or control.get("id") in found.label_for or control.get("aria-label"), control
+    for tag, attrs in found.tags:
+        assert "tabindex" not in attrs or attrs["tabindex"] in ("0", "-1")  # no focus-order tricks
+    assert page.count("<figcaption") == page.count('class="qr"')  # each QR code is named
+    assert page.count('aria-current="page"') == 1  # where you are
+
+
+def test_the_form_describes_each_field_with_its_help(web):
+    found = _Controls(web.get("/").text)
+    for control in found.controls:
+        if control.get("name") in {f.name for f in form.FIELDS}:
+            if control.get("type") == "checkbox":
+                continue  # a group of boxes is described on its fieldset
+            assert f'{control["name"]}-help' in control.get("aria-describedby", ""), control
