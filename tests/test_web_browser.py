@@ -3,7 +3,7 @@ real `windown serve` process. It fills the form, builds a short track, waits for
 chapter and checks that the audio moved there, and saves a screenshot.
 
 ./scripts/test installs chromium and chromium-driver (`./scripts/setup --browser`).
-Set WINDOWN_SCREENSHOT_DIR to keep the screenshots (the README's picture is made this way).
+Set WINDOWN_SCREENSHOT_DIR to a folder to keep the screenshots.
 """
 
 from __future__ import annotations
