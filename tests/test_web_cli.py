@@ -39,7 +39,7 @@ def lan_server(tmp_path):
         process.wait()
 
 
-def test_serve_lan_prints_the_secret_address_and_a_qr_code_and_needs_the_secret(lan_server):
+def test_serve_lan_prints_the_secret_address_and_a_qr_code_and_needs_the_secret(lan_server, tmp_path):
     port, process, lines = lan_server
     printed = []
     deadline = time.monotonic() + 60
@@ -54,6 +54,7 @@ def test_serve_lan_prints_the_secret_address_and_a_qr_code_and_needs_the_secret(
     assert address, text
     secret = address.group(2)
     assert len(secret) >= 20  # 16 random bytes
+    assert (tmp_path / "shelf" / ".windown-secret").read_text().strip() == secret
     assert f"podcast feed: {address.group(1)}feed.xml" in text
     qr_rows = [line for line in printed if set(line.strip()) & set("█▀▄")]
     assert len(qr_rows) >= 10  # a QR code drawn in the terminal
@@ -72,6 +73,21 @@ def test_serve_lan_prints_the_secret_address_and_a_qr_code_and_needs_the_secret(
         assert httpx.get(base + path).status_code == 404, path
     feed = httpx.get(f"{base}/{secret}/feed.xml")
     assert feed.status_code == 200 and f"{base}/{secret}/feed.xml" in feed.text
+    assert httpx.get(f"{base}/{secret}/files/.windown-secret").status_code == 404
+
+
+def test_the_lan_secret_is_kept_per_shelf_for_its_owner_only(tmp_path):
+    from windown.web.app import lan_secret
+
+    shelf = tmp_path / "shelf"
+    first = lan_secret(shelf)
+    assert len(first) >= 20
+    assert lan_secret(shelf) == first  # a restart keeps the subscription's address
+    kept = shelf / ".windown-secret"
+    assert kept.stat().st_mode & 0o777 == 0o600
+    assert sorted(p.name for p in shelf.iterdir()) == [".windown-secret"]
+    kept.unlink()
+    assert lan_secret(shelf) != first
 
 
 def test_serve_says_when_the_port_is_taken(tmp_path):

@@ -496,7 +496,7 @@ def init(file, force):
               help="The folder of tracks the page shows and builds into.")
 @click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True, help="The port to listen on.")
 @click.option("--lan", is_flag=True, help="Listen on the home network (for your phone), with a secret in every "
-              "address; the address and a QR code of it are printed.")
+              "address (kept in the shelf's .windown-secret); the address and a QR code of it are printed.")
 @click.pass_obj
 def serve(ctx, shelf_dir, port, lan):
     """Open the page: build tonight's track, play it, keep a shelf, and a podcast feed for your phone.

@@ -68,6 +68,27 @@ def create_app(shelf: str | os.PathLike, *, secret: str | None = None, workers: 
     return app
 
 
+SECRET_FILE = ".windown-secret"  # hidden, so the shelf never lists or serves it
+
+
+def lan_secret(shelf: str | os.PathLike) -> str:
+    """The shelf's secret for home-network addresses, made once and kept (readable by its owner only),
+    so a phone's podcast subscription survives a restart. Deleting the file makes a new one."""
+    path = Path(shelf) / SECRET_FILE
+    with contextlib.suppress(OSError, UnicodeDecodeError):
+        kept = path.read_text(encoding="utf-8").strip()
+        if len(kept) >= 20 and kept.replace("-", "").replace("_", "").isalnum():
+            return kept
+    secret = secrets.token_urlsafe(16)
+    Path(shelf).mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(f"{SECRET_FILE}.{os.getpid()}.part")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(secret + "\n")
+    os.replace(temp, path)
+    return secret
+
+
 def lan_address() -> str:
     """This machine's address on the home network, found without sending anything anywhere."""
     with contextlib.suppress(OSError, subprocess.SubprocessError):
@@ -91,8 +112,8 @@ def serve(shelf: str | os.PathLike, port: int = 8000, lan: bool = False, *,
     import segno
     import uvicorn
 
-    secret = secrets.token_urlsafe(16) if lan else None
-    app = create_app(shelf, secret=secret, allowed_hosts=None if lan else LOCAL_HOSTS)
+    app = create_app(shelf, secret=lan_secret(shelf) if lan else None, allowed_hosts=None if lan else LOCAL_HOSTS)
+    secret = app.state.base.strip("/")
     host = "0.0.0.0" if lan else "127.0.0.1"
     _check_port(host, port)
     if lan:
