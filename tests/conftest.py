@@ -11,11 +11,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, settings
 
 from windown import speech
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE_RATE = 44100
+
+# Property tests judge what a document does, never how fast: no per-example deadline, and no
+# failure when a busy machine makes generating examples slow.
+settings.register_profile("windown", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("windown")
 
 
 @pytest.fixture(scope="session")
@@ -26,9 +32,11 @@ def shared_cache(tmp_path_factory) -> Path:
 
 @pytest.fixture(autouse=True)
 def isolated_env(shared_cache, tmp_path, monkeypatch):
-    """No test reads or writes the user's real cache or profile."""
+    """No test reads or writes the user's real cache, profile or journal."""
     monkeypatch.setenv("WINDOWN_CACHE_DIR", str(shared_cache))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    monkeypatch.delenv("WINDOWN_JOURNAL", raising=False)
     monkeypatch.setenv("NO_COLOR", "1")
 
 
@@ -95,10 +103,52 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeou
 
 
 def decode(path: Path, channels: int = 2) -> np.ndarray:
-    """Decode any audio file with ffmpeg to float32 (frames, channels) at 44.1 kHz."""
-    raw = subprocess.run(["ffmpeg", "-v", "error", "-i", str(path), "-f", "f32le", "-ac", str(channels),
-                          "-ar", str(SAMPLE_RATE), "-"], capture_output=True, check=True).stdout
-    return np.frombuffer(raw, dtype=np.float32).reshape(-1, channels)
+    """Decode any audio file with ffmpeg to float32 (frames, channels) at 44.1 kHz: what a player hears."""
+    raw = subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-i", str(path), "-f", "f32le", "-ac", str(channels),
+                          "-ar", str(SAMPLE_RATE), "-"], stdin=subprocess.DEVNULL, capture_output=True,
+                         check=True).stdout
+    return np.frombuffer(raw, dtype="<f4").reshape(-1, channels)
+
+
+def _proc_stat(pid: int) -> tuple[str, int, str] | None:
+    """(state, parent pid, start time) of a running process from /proc, or None when it is gone."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = text.rpartition(")")[2].split()  # the command name may hold spaces and brackets
+    return fields[0], int(fields[1]), fields[19]
+
+
+def descendants(root: int) -> dict[tuple[int, str], str]:
+    """The processes below `root` (a process this test started) right now: {(pid, start time): command}.
+
+    The start time tells a process from a later one that reuses its id."""
+    children: dict[int, list[tuple[int, str]]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and (stat := _proc_stat(int(entry.name))):
+            children.setdefault(stat[1], []).append((int(entry.name), stat[2]))
+    found: dict[tuple[int, str], str] = {}
+    todo = [root]
+    while todo:
+        for pid, start in children.get(todo.pop(), []):
+            try:
+                command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            found[(pid, start)] = command.strip()
+            todo.append(pid)
+    return found
+
+
+def still_running(processes: dict[tuple[int, str], str]) -> list[str]:
+    """The commands of those processes that are still alive (a zombie has finished)."""
+    alive = []
+    for (pid, start), command in processes.items():
+        stat = _proc_stat(pid)
+        if stat is not None and stat[2] == start and stat[0] != "Z":
+            alive.append(command)
+    return alive
 
 
 def write(path: Path, text: str) -> Path:

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from scipy import signal
 
+from conftest import decode
 from windown import ambient
 from windown.ambient import BED_LUFS, CHIME_LUFS, SAMPLE_RATE, Bed, chime, load_bed, preview
 from windown.errors import MissingToolError, UserError
@@ -54,12 +55,6 @@ def write_wav(path: Path, samples: np.ndarray, sample_rate: int) -> None:
         out.setsampwidth(2)
         out.setframerate(sample_rate)
         out.writeframes(pcm.tobytes())
-
-
-def decode(path: Path) -> np.ndarray:
-    raw = subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-i", str(path), "-f", "f32le", "-ac", "2",
-                          "-ar", str(SAMPLE_RATE), "-"], capture_output=True, check=True).stdout
-    return np.frombuffer(raw, dtype="<f4").reshape(-1, 2)
 
 
 def time_domain_noise(seconds: float, seed: int) -> np.ndarray:

@@ -87,6 +87,25 @@ def test_a_key_may_override_a_merged_one_but_not_repeat_its_own():
     assert str(err.value) == "x.yaml:2: the key 'exhale' is written twice (first on line 1). Keep only one of them"
 
 
+def test_merged_mappings_follow_the_merge_key_spec_whatever_the_pyyaml_release():
+    """The first mapping in a merge list wins a key, the mapping's own keys win over all merged ones;
+    a mapping merged twice gives its keys once, and each value keeps the line it was written on."""
+    doc = source.load("x.yaml", "a: &a {k: 1, j: 2}\nb: &b {k: 3, m: 4}\n"
+                                "c: {<<: [*a, *b, *a], j: 5}\nd: {<<: [*b, *a]}\n")
+    assert doc["c"] == {"k": 1, "m": 4, "j": 5}
+    assert doc["d"] == {"k": 3, "m": 4, "j": 2}
+    assert (doc["c"].value_lines["k"], doc["c"].value_lines["m"], doc["c"].value_lines["j"]) == (1, 2, 3)
+
+
+def test_a_merge_bomb_is_reported_at_the_merge_that_crosses_the_limit():
+    lines = ["a: &l0 {k: 1, j: 2}"] + [f"l{n}: &l{n} {{<<: [*l{n - 1}, *l{n - 1}]}}" for n in range(1, 31)]
+    with pytest.raises(source.RoutineError) as err:
+        source.load("x.yaml", "\n".join(lines) + "\n")
+    # l13 merges 2**14 keys, l14 2**15: past the 20000-value limit, on line 15
+    assert str(err.value).startswith("x.yaml:15: the document expands to more than 20000 values. "
+                                     "Remove repeated YAML merges")
+
+
 @pytest.mark.parametrize("value", ["inf", "-inf", "nan", "1e400", "1" * 400 + "h", "1" * 400 + "s", float("inf"),
                                    float("nan"), 1e306])
 def test_durations_that_are_not_finite_are_unreadable(value):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 import wave
 from pathlib import Path
 
@@ -12,7 +11,7 @@ import numpy as np
 import pytest
 
 from conftest import decode, run_cli, write
-from windown import __version__, batch
+from windown import __version__, batch, pipeline
 from windown.errors import RoutineError
 
 SR = 44100
@@ -185,7 +184,7 @@ def test_the_fingerprint_follows_every_input_and_nothing_else(tmp_path):
 
 def test_the_fingerprint_records_engine_voice_and_version(tmp_path):
     job = batch.Job(str(routine_file(tmp_path, "a")), tmp_path / "a.mp3", overrides={"voice.voice": "en-gb"})
-    inputs = batch._prepare(job).inputs
+    inputs = batch.prepare(job).inputs
     assert inputs["engine"] == "espeak-ng" and inputs["voice"] == "en-gb" and inputs["windown"] == __version__
     assert "espeak" in inputs["engine_version"].lower()
 
@@ -202,20 +201,20 @@ def test_an_ambient_files_bytes_are_an_input(tmp_path):
 def test_a_track_is_current_only_with_all_its_files_and_a_matching_fingerprint(tmp_path):
     job = batch.Job(str(routine_file(tmp_path, "a")), tmp_path / "out" / "a.mp3")
     job.output.parent.mkdir()
-    prepared = batch._prepare(job)
+    prepared = batch.prepare(job)
     assert batch.stale_reason(job, prepared) == "new"
     files = {".mp3": b"mp3", **{s: s.encode() for s in batch.SIDECARS}}
-    batch._commit(job, files, prepared.inputs)
+    batch.write_track(job, files, prepared.inputs)
     assert batch.stale_reason(job, prepared) is None
     record = json.loads((tmp_path / "out" / "a.fingerprint").read_text())
     assert record["fingerprint"] == prepared.fingerprint and record["inputs"] == prepared.inputs
     job.output.with_suffix(".srt").unlink()
     assert batch.stale_reason(job, prepared) == "a sidecar is missing"
-    batch._commit(job, files, prepared.inputs)
+    batch.write_track(job, files, prepared.inputs)
     job.output.write_bytes(b"another mp3")
     assert batch.stale_reason(job, prepared) == "the MP3 was replaced since its fingerprint was written"
-    batch._commit(job, files, prepared.inputs)
-    batch._commit(job, files, {**prepared.inputs, "engine_version": "older", "routine": "older"})
+    batch.write_track(job, files, prepared.inputs)
+    batch.write_track(job, files, {**prepared.inputs, "engine_version": "older", "routine": "older"})
     assert batch.stale_reason(job, prepared) == "changed: routine, engine_version"
     (tmp_path / "out" / "a.fingerprint").write_text("{not json")
     assert batch.stale_reason(job, prepared) == "unreadable fingerprint"
@@ -224,19 +223,41 @@ def test_a_track_is_current_only_with_all_its_files_and_a_matching_fingerprint(t
     assert not [p for p in (tmp_path / "out").iterdir() if p.name.startswith(".")]
 
 
-def test_current_tracks_are_skipped_in_milliseconds_without_starting_workers(tmp_path, monkeypatch):
+class Recording:
+    """An executor that builds nothing and records what it was given."""
+
+    def __init__(self, remote: bool = False):
+        self.remote = remote
+        self.tasks: list[batch.Task] = []
+
+    def run(self, tasks, finish):
+        self.tasks += tasks
+
+
+class InProcess:
+    """An executor that builds each task here, in this process, one after another."""
+
+    remote = False
+
+    def run(self, tasks, finish):
+        for task in tasks:
+            finish(task, batch.build_task(task))
+
+
+def test_current_tracks_are_skipped_without_building_anything(tmp_path, monkeypatch):
     jobs = [batch.Job(str(routine_file(tmp_path, f"r{i}")), tmp_path / f"r{i}.mp3") for i in range(20)]
     for job in jobs:
-        batch._commit(job, {".mp3": b"mp3", ".json": b'{"title": "T", "duration_s": 61.5}',
-                            **{s: b"" for s in batch.SIDECARS if s != ".json"}}, batch._prepare(job).inputs)
-    monkeypatch.setattr(batch, "_run_local", lambda *a: pytest.fail("a worker pool was started"))
+        batch.write_track(job, {".mp3": b"mp3", ".json": b'{"title": "T", "duration_s": 61.5}',
+                                **{s: b"" for s in batch.SIDECARS if s != ".json"}}, batch.prepare(job).inputs)
     events = []
-    started = time.perf_counter()
-    outcomes = batch.run(jobs, on_event=lambda kind, job, detail: events.append((kind, job.label)))
-    per_job = (time.perf_counter() - started) / len(jobs)
+    executor = Recording()
+    outcomes = batch.run(jobs, on_event=lambda kind, job, detail: events.append((kind, job.label)), executor=executor)
     assert [(o.status, o.title, o.duration_s) for o in outcomes] == [("skipped", "T", 61.5)] * 20
     assert events == [("skipped", f"r{i}") for i in range(20)]
-    assert per_job < 0.05, per_job
+    assert executor.tasks == []  # no build was even handed to a worker
+    (tmp_path / "r3.yaml").write_text((tmp_path / "r3.yaml").read_text().replace("seed: 7", "seed: 8"))
+    batch.run(jobs, executor=executor)
+    assert [task.stem for task in executor.tasks] == ["r3"]  # the one changed job, and only it
 
 
 # --- the playlist -----------------------------------------------------------------------------------
@@ -279,6 +300,53 @@ def test_two_jobs_writing_one_file_fail_the_second_one(tmp_path):
     assert outcomes[0].reason.startswith(f"{bad}:3: unknown stretch 'nope'")
     assert outcomes[1].reason == f"{tmp_path / 'x.mp3'}: another job writes this file too. " \
                                  "Give one of them an `output:` name"
+
+
+BUG = "windown hit a bug: TypeError: unsupported operand. The full traceback is in {}; please report it."
+
+
+def broken_build(*args, **kwargs):
+    raise TypeError("unsupported operand")
+
+
+def test_a_bug_in_a_job_is_reported_as_a_bug_with_its_traceback_saved(tmp_path, monkeypatch):
+    monkeypatch.setattr(pipeline, "build", broken_build)
+    monkeypatch.setenv("WINDOWN_CACHE_DIR", str(tmp_path / "cache"))
+    jobs = [batch.Job(str(routine_file(tmp_path, "a")), tmp_path / "out" / "a.mp3"),
+            batch.Job(str(write(tmp_path / "bad.yaml", "title: Bad\nsteps: []\n")), tmp_path / "out" / "bad.mp3")]
+    jobs[0].output.parent.mkdir()
+    [bug, bad] = batch.run(jobs, executor=InProcess())
+    [saved] = (tmp_path / "cache" / "bugs").iterdir()
+    assert (bug.status, bug.bug, bug.reason) == ("failed", True, BUG.format(saved))
+    assert (bad.status, bad.bug) == ("failed", False) and "hit a bug" not in bad.reason
+    report = saved.read_text()
+    assert f"batch job: {jobs[0].routine} -> {jobs[0].output}" in report
+    assert "in build_task" in report and report.rstrip().endswith("TypeError: unsupported operand")
+    assert type(batch.failure([bug, bad])).__name__ == "JobsHitABug" and batch.failure([bug, bad]).exit_code == 3
+    assert batch.failure([bad]).exit_code == 1 and batch.failure([]) is None
+    assert not list(jobs[0].output.parent.iterdir())
+
+
+def test_a_bug_in_a_worker_process_ends_the_batch_with_exit_3(tmp_path):
+    """A real `windown batch` whose worker processes have a broken build (a shim loaded at start-up)."""
+    shim = tmp_path / "shim"
+    shim.mkdir()
+    (shim / "sitecustomize.py").write_text("import windown.pipeline\n\n\n"
+                                           "def build(*args, **kwargs):\n"
+                                           "    raise TypeError('unsupported operand')\n\n\n"
+                                           "windown.pipeline.build = build\n")
+    routine_file(tmp_path, "a")
+    cache = tmp_path / "cache"
+    result = run_cli("batch", "a.yaml", "-o", "out", cwd=tmp_path,
+                     env={"PYTHONPATH": str(shim), "WINDOWN_CACHE_DIR": str(cache)})
+    assert result.returncode == 3, result.stderr
+    [saved] = (cache / "bugs").iterdir()
+    assert table(result.stdout) == {"a.mp3": ("failed", BUG.format(saved))}
+    assert result.stderr.splitlines() == [f"[1/1] failed {Path('out') / 'a.mp3'}: {BUG.format(saved)}",
+                                          "1 of 1 job failed. Their reasons are in the table above"]
+    assert "Traceback" not in result.stderr
+    report = saved.read_text()
+    assert "batch job: a.yaml -> out/a.mp3" in report and "in build_task" in report
 
 
 def test_scheduler_needs_dask(tmp_path):
@@ -348,13 +416,11 @@ def test_unchanged_jobs_are_skipped_and_changed_ones_rebuilt(tmp_path):
     assert table(again.stdout) == {"a.mp3": ("skipped", "unchanged"), "b.mp3": ("skipped", "unchanged")}
     assert (tmp_path / "out" / "a.mp3").stat().st_mtime_ns == built_a
 
-    # a skipped job costs milliseconds: no worker process starts
+    # a skipped job costs no build: nothing reaches a worker
     jobs = batch.read_batch_file(tmp_path / "shelf.yaml", tmp_path / "out")
-    started = time.perf_counter()
-    outcomes = batch.run(jobs)
-    elapsed = time.perf_counter() - started
-    assert [o.status for o in outcomes] == ["skipped", "skipped"]
-    assert elapsed < 0.5, elapsed
+    executor = Recording()
+    outcomes = batch.run(jobs, executor=executor)
+    assert [o.status for o in outcomes] == ["skipped", "skipped"] and executor.tasks == []
     assert outcomes[0].title == "A" and outcomes[0].duration_s > 30
 
     os.utime(tmp_path / "a.yaml")  # touched, not changed
@@ -474,7 +540,9 @@ def test_a_remote_task_needs_none_of_our_files(tmp_path):
     profile = write(folder / "profile.yaml", "ambient: {sound: bed.wav, level: -10}\n")
     tone(folder / "bed.wav")
     job = batch.Job(str(routine), tmp_path / "a.mp3", profile=str(profile))
-    task = batch._task(0, job, batch._prepare(job), ship=True)
+    remote = Recording(remote=True)
+    batch.run([job], executor=remote)
+    [task] = remote.tasks
     for path in folder.iterdir():
         path.unlink()
     folder.rmdir()

@@ -153,7 +153,7 @@ def test_the_schema_is_draft_2020_12_with_the_librarys_names(schema):
     assert schema["required"] == ["title", "steps"] and schema["additionalProperties"] is False
     assert set(schema["properties"]) == {"title", "voice", "breathing", "ambient", "pace", "instruction", "bedtime",
                                          "tail", "order", "safety", "length", "avoid", "exclude", "in_bed_only",
-                                         "name", "seed", "transition", "steps"}
+                                         "name", "seed", "transition", "journal", "steps"}
     assert schema["properties"]["avoid"]["anyOf"][0]["items"]["enum"] == list(library.TAGS)
     assert schema["properties"]["exclude"]["anyOf"][0]["items"]["enum"] == library.all_ids()
     steps = schema["$defs"]["step"]["anyOf"]

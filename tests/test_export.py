@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import decode
 from windown import export
 from windown.errors import BuildError, MissingToolError
 from windown.export import Chapter, Encoding
@@ -33,12 +34,6 @@ def in_blocks(signal: np.ndarray, sizes: list[int]):
         yield signal[start:start + size]
         start += size
     yield signal[start:]
-
-
-def decode(path: Path) -> np.ndarray:
-    pcm = subprocess.run(["ffmpeg", "-v", "error", "-i", str(path), "-f", "f32le", "-ac", "2", "-ar", str(SR), "-"],
-                         capture_output=True, check=True).stdout
-    return np.frombuffer(pcm, dtype="<f4").reshape(-1, 2)
 
 
 def dominant_hz(samples: np.ndarray) -> float:

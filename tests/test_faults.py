@@ -7,6 +7,7 @@ no temporary files left behind.
 from __future__ import annotations
 
 import json
+import re
 import os
 import shutil
 import signal
@@ -18,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import decode, run_cli, write
+from conftest import decode, descendants, run_cli, still_running, write
 from windown import pipeline
 
 SMALL = """\
@@ -100,7 +101,7 @@ def test_an_unwritable_output_folder():
     if os.geteuid() == 0:  # root may write anywhere: drop to nobody for a real permission fault
         cmd = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"] + cmd
     env = {**os.environ, "WINDOWN_CACHE_DIR": str(tmp_path / "cache"), "HOME": str(tmp_path),
-           "XDG_CONFIG_HOME": str(tmp_path / "config")}
+           "XDG_CONFIG_HOME": str(tmp_path / "config"), "XDG_DATA_HOME": str(tmp_path / "data")}
     (tmp_path / "cache").mkdir(mode=0o777)
     try:
         result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
@@ -131,36 +132,47 @@ def test_a_full_disk_keeps_the_old_track_and_leaves_nothing(tmp_path):
         subprocess.run(["umount", str(disk)], check=False)
 
 
+def worker_processes(proc) -> dict:
+    return {k: v for k, v in descendants(proc.pid).items() if "windown.speech.pyttsx3_worker" in v}
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
-def test_interrupting_synthesis_leaves_the_cache_valid(tmp_path, signum, code):
-    """Stop a cold build while pyttsx3 workers are speaking: no output, no temp files, no broken clips."""
+@pytest.mark.parametrize("signum, code, moment", [(signal.SIGINT, 130, "speaking"), (signal.SIGTERM, 143, "speaking"),
+                                                  (signal.SIGINT, 130, "cached")])
+def test_interrupting_synthesis_leaves_the_cache_valid(tmp_path, signum, code, moment):
+    """Stop a cold build while its pyttsx3 workers speak, or once the clips are being cached: no output,
+    no temp files, no broken clips, no worker left running."""
     cache = tmp_path / "cache"
+    temp = tmp_path / "tmp"
+    temp.mkdir()
     lines = "".join(f"  - say: Phrase {i}, breathe in, and breathe out very slowly.\n" for i in range(60))
-    # a long tail keeps the build busy for many seconds after its first clip is cached, so the signal
-    # surely lands during the build even on a loaded machine
+    # a long tail keeps the build busy long after its clips are cached, so the signal lands during the build
     routine = write(tmp_path / "r.yaml", "title: Many words\nvoice: {engine: pyttsx3}\ntail: 30m\nsteps:\n" + lines)
     out = tmp_path / "out" / "r.mp3"
-    env = {**os.environ, "WINDOWN_CACHE_DIR": str(cache)}
+    env = {**os.environ, "WINDOWN_CACHE_DIR": str(cache), "TMPDIR": str(temp)}
     proc = subprocess.Popen([sys.executable, "-m", "windown", "build", str(routine), "-o", str(out)], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not list((cache / "clips").rglob("*.npy")):
+    workers: dict = {}
+    while not workers:  # the synthesis workers this build started, by process id
         assert proc.poll() is None, proc.communicate()
+        workers = worker_processes(proc)
         time.sleep(0.02)
+    if moment == "cached":  # every phrase is spoken; the clips are being written to the cache
+        while not list((cache / "clips").rglob("*.npy")):
+            assert proc.poll() is None, proc.communicate()
+            time.sleep(0.02)
     proc.send_signal(signum)
     _, stderr = proc.communicate(timeout=30)
     assert proc.returncode == code, stderr
     assert "Traceback" not in stderr
     assert not out.exists()
     assert not list(tmp_path.rglob("*.part"))
+    assert [p for p in temp.iterdir() if p.name.startswith("windown-")] == []  # its temp folders went too
     for clip in (cache / "clips").rglob("*"):
         if clip.is_file():
             assert clip.suffix == ".npy", clip
             assert np.load(clip).dtype == np.float32
-    time.sleep(0.3)
-    workers = subprocess.run(["pgrep", "-f", "windown.speech.pyttsx3_worker"], capture_output=True, text=True)
-    assert not workers.stdout.strip(), "a pyttsx3 worker outlived the build"
+    assert still_running(workers) == [], "a pyttsx3 worker outlived the build"
 
 
 @pytest.mark.slow
@@ -197,3 +209,51 @@ def test_the_default_output_is_inside_output(tmp_path):
 
     out = pipeline.default_output(routine_mod.load(str(routine)))
     assert out.parent == Path("output") and out.name == "weird-name.mp3"
+
+
+# --- a bug in windown -------------------------------------------------------------------------------
+
+BUG_LINE = re.compile(r"windown hit a bug: (?P<summary>.+)\. The full traceback is in (?P<path>\S+); "
+                      r"please report it\.")
+
+
+def run_with_a_bug(tmp_path: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    """`windown ARGS` in a real process whose preset list is broken, as a bug would break it."""
+    code = ("import windown.library as lib\n"
+            "lib.preset_names = lambda: None  # a bug: not a list\n"
+            "from windown.cli import main\n"
+            "main()\n")
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120,
+                          cwd=tmp_path, env={**os.environ, **(env or {})})
+
+
+def test_a_bug_is_one_line_exit_3_and_a_saved_traceback(tmp_path):
+    cache = tmp_path / "cache"
+    result = run_with_a_bug(tmp_path, "presets", env={"WINDOWN_CACHE_DIR": str(cache)})
+    assert result.returncode == 3, result.stderr
+    assert result.stdout == ""
+    [line] = result.stderr.splitlines()
+    match = BUG_LINE.fullmatch(line)
+    assert match, line
+    assert match["summary"] == "TypeError: 'NoneType' object is not iterable"
+    saved = Path(match["path"])
+    assert saved.parent == cache / "bugs"
+    report = saved.read_text()
+    assert "command: -c presets" in report
+    assert "Traceback (most recent call last):" in report
+    assert "in presets" in report and report.rstrip().endswith("TypeError: 'NoneType' object is not iterable")
+    assert [p.name for p in saved.parent.iterdir()] == [saved.name]  # no temporary file left beside it
+
+
+def test_a_bug_whose_traceback_cannot_be_saved_still_says_so_in_one_line(tmp_path):
+    blocked = write(tmp_path / "not-a-folder", "")
+    result = run_with_a_bug(tmp_path, "presets", env={"WINDOWN_CACHE_DIR": str(blocked)})
+    assert result.returncode == 3
+    assert result.stderr == ("windown hit a bug: TypeError: 'NoneType' object is not iterable. Its traceback could "
+                             "not be saved; please report it with the command you ran.\n")
+
+
+def test_bad_input_is_still_exit_2_and_not_a_bug(tmp_path):
+    result = run_with_a_bug(tmp_path, "build", "missing.yaml")
+    assert result.returncode == 2
+    assert "hit a bug" not in result.stderr

@@ -56,19 +56,19 @@ def load_or_user_error(data: str | bytes) -> None:
         assert isinstance(result, routine.Routine)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=100)
 @given(documents)
 def test_any_yaml_document_loads_or_raises_a_user_error(doc):
     load_or_user_error(yaml.safe_dump(doc, allow_unicode=True))
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=100)
 @given(st.one_of(st.text(max_size=300), st.text(alphabet=":-[]{}&*!|>'\"#%@`,?<= \t\n\\abc0123456789", max_size=200)))
 def test_any_text_loads_or_raises_a_user_error(text):
     load_or_user_error(text)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=100)
 @given(st.binary(max_size=300))
 def test_any_bytes_load_or_raise_a_user_error(data):
     load_or_user_error(data)
@@ -122,7 +122,7 @@ routine_shaped = st.fixed_dictionaries(
     optional={k: st.one_of(documents, st.sampled_from(WORDS)) for k in table.TOP_KEYS})
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=100)
 @given(routine_shaped)
 def test_any_routine_shaped_document_loads_or_raises_a_user_error(doc):
     load_or_user_error(yaml.safe_dump(doc, allow_unicode=True))
@@ -131,7 +131,7 @@ def test_any_routine_shaped_document_loads_or_raises_a_user_error(doc):
 TOO_LONG = re.compile(r"take (\d+\.\d)s but fit only (\d+\.\d)s")
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+@settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                    HealthCheck.too_slow])
 @given(doc=valid_routines)
 def test_any_valid_routine_places_exactly(tone_engine, doc):

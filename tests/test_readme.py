@@ -55,3 +55,39 @@ def test_every_flag_of_the_settings_table_is_in_the_readme():
         if s.flag:
             for flag in s.flag.split("/"):
                 assert f"`{flag}" in README or f"{flag}`" in README or f"`{flag}/" in README, flag
+
+
+def test_the_exit_codes_are_documented_with_the_bug_code():
+    rows = dict(re.findall(r"^\| (\d+(?: / \d+)?) \| (.+) \|$", README, re.M))
+    assert set(rows) == {"0", "1", "2", "3", "130 / 143"}
+    assert "bug in windown" in rows["3"]
+
+
+def test_the_lock_covers_pyproject_and_its_refresh_command_is_documented():
+    """Every dependency pyproject.toml names (all extras) is pinned in requirements.lock to a version it
+    accepts, so a fresh clone installs what CI tested; the lock names the command that refreshes it."""
+    import sys
+    import tomllib
+
+    from packaging.requirements import Requirement
+
+    lock = (REPO / "requirements.lock").read_text()
+    assert "#    ./scripts/lock\n" in lock and "./scripts/lock" in README
+    assert (REPO / "scripts" / "lock").stat().st_mode & 0o111
+    environment = {"sys_platform": "linux", "python_version": f"{sys.version_info[0]}.{sys.version_info[1]}"}
+    pins: dict[str, list[Requirement]] = {}
+    for line in lock.splitlines():
+        if line and not line.startswith((" ", "#")):
+            pin = Requirement(line)
+            if pin.marker is None or pin.marker.evaluate(environment):
+                pins.setdefault(pin.name.lower().replace("_", "-"), []).append(pin)
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    wanted = project["dependencies"] + [d for extra in project["optional-dependencies"].values() for d in extra]
+    for text in wanted:
+        req = Requirement(text)
+        if req.marker is not None and not req.marker.evaluate({**environment, "extra": ""}):
+            continue
+        [pin] = pins.get(req.name.lower().replace("_", "-"), [None])
+        assert pin is not None, f"{req.name} is not in requirements.lock: run ./scripts/lock"
+        version = next(iter(pin.specifier)).version
+        assert req.specifier.contains(version, prereleases=True), f"{pin} does not meet {req}: run ./scripts/lock"

@@ -37,12 +37,11 @@ steps:
 
 @pytest.fixture(scope="module")
 def plan_real(tmp_path_factory, shared_cache):
-    import os
-
-    os.environ["WINDOWN_CACHE_DIR"] = str(shared_cache)
     path = write(tmp_path_factory.mktemp("t") / "timing.yaml", ROUTINE)
-    return pipeline.plan(personalise.personalise(routine.load(str(path)),
-                                                 personalise.Profile(flags={"seed": 7}))[0])
+    with pytest.MonkeyPatch.context() as patch:  # module-scoped, so not the function-scoped fixture
+        patch.setenv("WINDOWN_CACHE_DIR", str(shared_cache))
+        return pipeline.plan(personalise.personalise(routine.load(str(path)),
+                                                     personalise.Profile(flags={"seed": 7}))[0])
 
 
 def test_every_hold_is_exact_to_the_sample_and_bounded_by_its_cues(plan_real):

@@ -299,6 +299,14 @@ def test_a_build_from_the_form_lands_on_the_shelf_with_every_sidecar(web, shelf)
     assert web.get(status["track_url"]).status_code == 200
     assert [t.stem for t in shelf_mod.tracks(shelf)][0] == stem  # newest first
     assert not any((shelf / ".building").iterdir())  # the staging folder is left empty
+    # recorded in the journal like any other build, as coming from the page
+    import sqlite3
+
+    from windown import journal
+
+    with sqlite3.connect(journal.default_path(None)) as db:
+        rows = db.execute("SELECT title, output, source FROM sessions").fetchall()
+    assert rows == [("Two small stretches", str((shelf / f"{stem}.mp3").resolve()), "web")]
 
 
 @pytest.mark.slow

@@ -1,11 +1,13 @@
 """The command line: thin wrappers over the library, and the one place errors become exit codes.
 
-Exit codes: 0 success, 1 a build failed, 2 bad input or usage, 130/143 interrupted (SIGINT/SIGTERM).
+Exit codes: 0 success, 1 a build failed, 2 bad input or usage, 3 a bug in windown (its traceback is
+saved to a file), 130/143 interrupted (SIGINT/SIGTERM).
 Results go to stdout; progress and errors go to stderr; colour only on a terminal without NO_COLOR.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -15,7 +17,7 @@ from typing import Any, Callable
 
 import click
 
-from windown import __version__, library, personalise, pipeline, routine, settings, source, starter
+from windown import __version__, errors, library, personalise, pipeline, routine, settings, source, starter
 from windown.errors import Interrupted, UserError
 
 
@@ -23,6 +25,7 @@ class Context:
     def __init__(self, quiet: bool = False, verbose: bool = False):
         self.quiet = quiet
         self.verbose = verbose
+        self.journal_file: str | None = None  # `windown journal --journal FILE`, for its subcommands
 
 
 def _color() -> bool:
@@ -130,8 +133,24 @@ def profile_from(opts: dict) -> personalise.Profile:
     return personalise.load_profile(opts.pop("profile", None), flag_values(opts))
 
 
-def personalised(name: str, opts: dict) -> tuple[routine.Routine, list[str]]:
-    return pipeline.prepare(name, profile_from(opts))
+def journal_options(func):
+    """--journal FILE and --no-journal, for the commands that build or show a track."""
+    func = click.option("--no-journal", is_flag=True, help="Build without the journal: no changes from it and "
+                        "no session recorded.")(func)
+    return click.option("--journal", "journal_file", type=click.Path(dir_okay=False), metavar="FILE",
+                        help="The journal file (default: $WINDOWN_JOURNAL, else "
+                        "$XDG_DATA_HOME/windown/journal.sqlite).")(func)
+
+
+def personalised(name: str, opts: dict, journal_file: str | None = None, use_journal: bool = False
+                 ) -> tuple[routine.Routine, list[str]]:
+    from windown import journal
+
+    profile = profile_from(opts)
+    if use_journal:  # `journal: false` in the routine or profile means the journal is not even read
+        use_journal = personalise.apply_settings(routine.load(name), profile).journal
+    verdicts = journal.verdicts_at(journal_file) if use_journal else []
+    return pipeline.prepare(name, profile, verdicts)
 
 
 @cli.command()
@@ -139,8 +158,9 @@ def personalised(name: str, opts: dict) -> tuple[routine.Routine, list[str]]:
 @personal_options
 @click.option("-o", "--output", type=click.Path(), help="Output MP3 (default: output/<name>.mp3).")
 @setting_options(settings.ENCODING)
+@journal_options
 @click.pass_obj
-def build(ctx, routine_name, output, **opts):
+def build(ctx, routine_name, output, journal_file, no_journal, **opts):
     """Build a track: one MP3 plus its chapters, transcripts (.vtt .srt .lrc) and cue sheet (.json).
 
     ROUTINE is a routine file or a preset name (see `windown presets`).
@@ -150,24 +170,34 @@ def build(ctx, routine_name, output, **opts):
       windown build bedtime-lower-back
       windown build my-routine.yaml -o tonight.mp3 --ambient rain --tail 20m
       windown build bedtime-lower-back --length 12m --avoid kneeling,prone --pace slow
+
+    The build is recorded in your journal (see `windown log`), and the journal's changes are listed
+    below the summary; --no-journal builds without it.
     """
-    from windown import export
+    from windown import export, journal
 
     enc = flag_values(opts, settings.ENCODING)
     settings.check_encoding(enc)
-    r, changes = personalised(routine_name, opts)
+    r, changes = personalised(routine_name, opts, journal_file, not no_journal)
     out = Path(output) if output else pipeline.default_output(r)
     encoding = export.Encoding.choose(enc.get("bitrate"), enc.get("quality"), enc.get("mono", False))
+    record = not no_journal and r.settings.journal
+    if record:  # a foreign or read-only journal is reported before minutes of work, not after
+        journal.open_journal(journal.default_path(journal_file)).close()
     progress = Progress(ctx)
     result = pipeline.build(r, out, changes=changes, loudness_lufs=enc.get("loudness", settings.default("loudness")),
                             encoding=encoding, on_progress=progress.update)
     progress.done()
+    if record:
+        journal.record_session(journal_file, journal.session_of(r, result, routine_name))
     if ctx.quiet:  # -q silences the progress bar and this summary alike; errors still print
         return
     minutes, seconds = divmod(int(round(result.duration_s)), 60)
     click.echo(f"{result.mp3}: {minutes}:{seconds:02d}, {result.size_bytes / 1e6:.1f} MB, "
                f"{result.loudness_lufs:.1f} LUFS, peak {result.peak_db:.1f} dBFS; "
                f"sidecars: {', '.join(p.suffix for p in result.sidecars)}")
+    for change in changes:
+        click.echo(f"  * {change}")
 
 
 class Progress:
@@ -202,20 +232,21 @@ def _clock(ms: float) -> str:
 @click.argument("routine_name", metavar="ROUTINE")
 @personal_options
 @click.option("--json", "as_json", is_flag=True, help="Print the timed script as JSON.")
+@journal_options
 @click.pass_obj
-def script(ctx, routine_name, as_json, **opts):
+def script(ctx, routine_name, as_json, journal_file, no_journal, **opts):
     """Print the timed narration: every cue with its start time, chapters, holds and the total.
 
     \b
     Example:
       windown script bedtime-lower-back --pace slow
     """
-    r, changes = personalised(routine_name, opts)
+    r, changes = personalised(routine_name, opts, journal_file, not no_journal)
     p = pipeline.plan(r, changes)
     tl = p.timeline
     cues = pipeline.cue_list(tl)
-    chapters = [{"title": c.label, "start_ms": round(tl.ms(c.start)), "end_ms": round(tl.ms(c.stop))}
-                for c in tl.chapters]
+    chapters = [{"title": c.label, "start_ms": round(tl.ms(c.start)), "end_ms": round(tl.ms(c.stop)),
+                 **({"stretch": c.stretch} if c.stretch else {})} for c in tl.chapters]
     if as_json:
         click.echo(json.dumps({"title": r.title, "total_ms": round(tl.ms(tl.end)), "changes": changes,
                                "chapters": chapters, "cues": cues,
@@ -366,15 +397,19 @@ _STATUS_COLOURS = {"built": "green", "skipped": None, "failed": "red"}
 @click.option("--no-playlist", is_flag=True, help="Do not write a playlist.")
 @personal_options
 @setting_options(settings.ENCODING)
+@journal_options
 @click.pass_obj
-def batch(ctx, sources, output_dir, workers, force, all_presets, scheduler, playlist, no_playlist, **opts):
+def batch(ctx, sources, output_dir, workers, force, all_presets, scheduler, playlist, no_playlist, journal_file,
+          no_journal, **opts):
     """Build many tracks at once: routine files, preset names and batch files.
 
     Tracks whose inputs are unchanged (routine, profile, settings, engine and voice, windown's
     version) are skipped; each track's input fingerprint is kept beside it in <name>.fingerprint.
     Settings given here apply to every job; a batch file's own settings win over them. A failing
     job does not stop the others; the exit code is 1 if any failed. The table of results goes to
-    stdout, progress to stderr. Finally the shelf's playlist (.m3u) is written.
+    stdout, progress to stderr. Finally the shelf's playlist (.m3u) is written. Each track built is
+    recorded in the journal (--no-journal: not); a shelf is built as written, without the journal's
+    changes, since it is for many people.
 
     A batch file is a YAML list of jobs; each is a routine (file or preset) or a mapping with
     `routine` plus `output` (the file name; default <routine>[-<name>].mp3), `profile`, any
@@ -399,7 +434,6 @@ def batch(ctx, sources, output_dir, workers, force, all_presets, scheduler, play
         ambient: rain
     """
     from windown import batch as batching
-    from windown.errors import BuildError
 
     enc = flag_values(opts, settings.ENCODING)
     settings.check_encoding(enc)
@@ -407,18 +441,12 @@ def batch(ctx, sources, output_dir, workers, force, all_presets, scheduler, play
     profile_file = opts.get("profile")
     profile = profile_from(opts)  # checks the flags and an explicit --profile now, before any job
     flags = {k: v for k, v in profile.flags.items() if v is not None}
-    jobs = []
-    for name in sources:
-        if batching.is_batch_file(name):
-            jobs += batching.read_batch_file(name, output_dir, profile=profile_file, overrides=flags,
-                                             **encoding)
-        else:
-            jobs += batching.jobs_for([name], output_dir, profile=profile_file, overrides=flags, **encoding)
-    if all_presets:
-        jobs += batching.jobs_for(library.preset_names(), output_dir, profile=profile_file, overrides=flags,
-                                  **encoding)
-    if not jobs:
-        raise UserError("nothing to build", "Name routine files, presets or a batch file, or add --all-presets")
+    jobs = batching.jobs_from(list(sources) + (library.preset_names() if all_presets else []), output_dir,
+                              profile=profile_file, overrides=flags, **encoding)
+    from windown import journal
+
+    if not no_journal:  # a foreign or read-only journal is reported before any job, not after
+        journal.open_journal(journal.default_path(journal_file)).close()
 
     finished = []
 
@@ -435,21 +463,18 @@ def batch(ctx, sources, output_dir, workers, force, all_presets, scheduler, play
         where = f"on {scheduler}" if scheduler else f"with up to {workers or batching.default_workers()} at once"
         note(ctx, f"{len(jobs)} jobs into {output_dir}/ {where}")
     outcomes = batching.run(jobs, workers=workers, force=force, scheduler=scheduler, on_event=on_event)
+    if not no_journal:
+        with journal.open_journal(journal.default_path(journal_file)) as diary:
+            for o in outcomes:
+                if o.status == "built" and o.session is not None:
+                    diary.add_session(dataclasses.replace(o.session, routine=o.job.routine,
+                                                          output=str(Path(o.job.output).resolve())))
 
     colour = _stdout_color()
-    width = max(len(str(o.job.output)) for o in outcomes)
-    for o in outcomes:
-        if o.duration_s is not None:
-            minutes, seconds = divmod(int(round(o.duration_s)), 60)
-            length = f"{minutes}:{seconds:02d}"
-        else:
-            length = "-"
-        detail = {"built": f"built in {o.seconds:.0f}s", "skipped": "unchanged"}.get(o.status, o.reason)
-        status = click.style(f"{o.status:8s}", fg=_STATUS_COLOURS[o.status]) if colour else f"{o.status:8s}"
-        click.echo(f"{status} {str(o.job.output):{width}s} {length:>6s}  {detail}", color=colour)
-    counts = {s: sum(o.status == s for o in outcomes) for s in ("built", "skipped", "failed")}
-    summary = (f"{len(outcomes)} track{'s' if len(outcomes) != 1 else ''}: {counts['built']} built, "
-               f"{counts['skipped']} skipped, {counts['failed']} failed")
+    for status, rest in batching.table(outcomes):
+        shown = click.style(f"{status:8s}", fg=_STATUS_COLOURS[status]) if colour else f"{status:8s}"
+        click.echo(f"{shown} {rest}", color=colour)
+    summary = batching.summary(outcomes)
     playlist_error = None
     if not no_playlist:
         try:
@@ -457,13 +482,11 @@ def batch(ctx, sources, output_dir, workers, force, all_presets, scheduler, play
         except UserError as exc:
             playlist_error = exc
     click.echo(summary)
-    if counts["failed"]:
-        if playlist_error:
-            note(ctx, str(playlist_error))
-        raise BuildError(f"{counts['failed']} of {len(outcomes)} job{'s' if len(outcomes) != 1 else ''} failed",
-                         "Their reasons are in the table above")
-    if playlist_error:
-        raise playlist_error
+    failure = batching.failure(outcomes)
+    if failure and playlist_error:
+        note(ctx, str(playlist_error))
+    if failure or playlist_error:
+        raise failure or playlist_error
 
 
 @cli.command()
@@ -486,6 +509,189 @@ def init(file, force):
                         path=path.parent)
     atomic.write_text(path, starter.starter(path.name))
     click.echo(str(path))
+
+
+# --- the journal ------------------------------------------------------------------------------------
+
+def _ask(journal_file: str | None, which: str | None) -> dict[str, str | None]:
+    """On a terminal with no flags: the evening's or the morning's few questions; Enter skips one."""
+    import datetime
+
+    from windown import journal
+
+    morning = which == "morning" if which else datetime.datetime.now().hour < 14
+    last = None
+    existing = journal.open_journal(journal.default_path(journal_file), write=False)
+    if existing is not None:
+        with existing:
+            last = existing.last_session()
+    if morning:
+        questions = [("sleep", "--sleep", "How did you sleep? 1 very poor, 2 poor, 3 fair, 4 good, 5 very good"),
+                     ("fell_asleep", "--fell-asleep", "About how many minutes did it take to fall asleep?"),
+                     ("woke", "--woke", "How many times did you wake in the night?"),
+                     ("pain_waking", "--pain-waking", "Back pain on waking, 0 none to 10 worst?")]
+    else:
+        done = f" ({', '.join(x.stretch for x in last.stretches)})" if last else ""
+        questions = [("pain", "--pain", "Back pain now, 0 none to 10 worst?"),
+                     ("hurt", "--hurt", f"Did any stretch hurt? ids, comma-separated{done}"),
+                     ("helped", "--helped", "Did any stretch help?"),
+                     ("skipped", "--skipped", "Did you skip any?"),
+                     ("note", "--note", "A note?")]
+    answers: dict[str, str | None] = {}
+    for key, flag, question in questions:
+        while True:
+            answer = click.prompt(question, default="", show_default=False, err=True).strip()
+            try:
+                if flag in journal.SCALES:
+                    journal.score(flag, answer)
+                elif flag != "--note":
+                    journal.check_ids(flag, journal.stretch_ids(answer), last)
+            except UserError as exc:
+                click.echo(str(exc), err=True)
+                continue
+            answers[key] = answer or None
+            break
+    return answers
+
+
+@cli.command("log")
+@click.option("--pain", metavar="N", help="Evening: back pain now, 0 (none) to 10 (worst imaginable).")
+@click.option("--hurt", metavar="IDS", help="Evening: stretches that hurt tonight, comma-separated ids.")
+@click.option("--helped", metavar="IDS", help="Evening: stretches that helped.")
+@click.option("--skipped", metavar="IDS", help="Evening: stretches you skipped.")
+@click.option("--note", metavar="TEXT", help="A few words to remember.")
+@click.option("--sleep", metavar="N", help="Morning: sleep quality, 1 very poor to 5 very good.")
+@click.option("--fell-asleep", "fell_asleep", metavar="MINUTES", help="Morning: minutes it took to fall asleep.")
+@click.option("--woke", metavar="N", help="Morning: times you woke in the night.")
+@click.option("--pain-waking", "pain_waking", metavar="N", help="Morning: back pain on waking, 0 to 10.")
+@click.option("--ask", type=click.Choice(["evening", "morning"]), help="On a terminal, the questions to ask "
+              "(default: the morning's before 14:00, else the evening's).")
+@click.option("--journal", "journal_file", type=click.Path(dir_okay=False), metavar="FILE",
+              help="The journal file (default: $WINDOWN_JOURNAL, else $XDG_DATA_HOME/windown/journal.sqlite).")
+@click.pass_obj
+def log_entry(ctx, journal_file, ask, **answers):
+    """Add a journal entry: tonight's pain and how the stretches felt, or this morning's sleep.
+
+    With no options on a terminal, it asks (the morning's questions before 14:00, else the evening's;
+    --ask chooses). Stretch ids are checked against your last session. Several entries a day are fine; each keeps its time and
+    the session it follows.
+
+    \b
+    Examples:
+      windown log --pain 3 --hurt cobra --helped knee-to-chest
+      windown log --sleep 4 --fell-asleep 20 --woke 1 --pain-waking 2
+    """
+    from windown import journal
+
+    if all(v is None for v in answers.values()):
+        if not sys.stdin.isatty():
+            raise UserError("nothing to log", "Give e.g. --pain 3 in the evening or --sleep 4 in the morning; "
+                            "on a terminal, `windown log` asks")
+        answers = _ask(journal_file, ask)
+    entry = journal.entry_from(answers)  # every value is checked before the journal is opened
+    if all(getattr(entry, k) in (None, ()) for k in ("pain", "hurt", "helped", "skipped", "note", "sleep",
+                                                      "fell_asleep_min", "woke", "pain_waking")):
+        raise UserError("nothing to log", "Answer at least one question, or give e.g. --pain 3")
+    journal.add_entry(journal_file, entry)
+    parts = [f"{flag.strip('-').replace('-', ' ')} {getattr(entry, attr)}" for flag, attr in
+             (("--pain", "pain"), ("--sleep", "sleep"), ("--fell-asleep", "fell_asleep_min"), ("--woke", "woke"),
+              ("--pain-waking", "pain_waking")) if getattr(entry, attr) is not None]
+    parts += [f"{kind} {', '.join(getattr(entry, kind))}" for kind in ("hurt", "helped", "skipped")
+              if getattr(entry, kind)]
+    if not ctx.quiet:
+        click.echo(f"logged {entry.at[:16].replace('T', ' ')}: " + "; ".join(parts + (["note"] if entry.note else [])))
+
+
+@cli.group("journal", invoke_without_command=True)
+@click.option("--journal", "journal_file", type=click.Path(dir_okay=False), metavar="FILE",
+              help="The journal file (default: $WINDOWN_JOURNAL, else $XDG_DATA_HOME/windown/journal.sqlite).")
+@click.option("--plot", metavar="FILE", help="Draw pain and sleep over time into FILE (.png or .svg).")
+@click.option("--csv", "as_csv", is_flag=True, help="Print every session and entry as CSV.")
+@click.pass_context
+def journal_command(click_ctx, journal_file, plot, as_csv):
+    """Look back: the last 14 nights, 7-night averages, and what each stretch seems to do.
+
+    \b
+    Examples:
+      windown journal
+      windown journal --plot journal.png
+      windown journal --csv > journal.csv
+      windown journal import journal.csv
+      windown journal forgive cobra
+    """
+    from windown import journal
+    from windown.journal import csvfile
+
+    click_ctx.obj.journal_file = journal_file
+    if click_ctx.invoked_subcommand:
+        return
+    if plot:
+        from windown.journal import plot as plotting
+
+        plotting.check_target(plot)  # a bad name is refused before the journal is read
+    opened = journal.open_journal(journal.default_path(journal_file), write=False)
+    contents = journal.Contents()
+    if opened is not None:
+        with opened:
+            contents = opened.read()
+    if as_csv:
+        click.echo(csvfile.dumps(contents), nl=False)
+    elif plot:
+        click.echo(str(plotting.write(contents, plot)))
+    else:
+        click.echo(journal.report.text(contents, journal.report.night_of(journal.now())), nl=False)
+
+
+@journal_command.command("import")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--journal", "journal_file", type=click.Path(dir_okay=False), metavar="FILE",
+              help="The journal file to add to.")
+@click.pass_obj
+def journal_import(ctx, file, journal_file):
+    """Add the rows of a CSV written by `windown journal --csv`; rows already there are left alone.
+
+    \b
+    Example:
+      windown journal import journal.csv
+    """
+    from windown import journal
+    from windown.journal import csvfile
+
+    contents = csvfile.read(file)  # every row is checked before anything is written
+    with journal.open_journal(journal.default_path(journal_file or ctx.journal_file)) as diary:
+        added, already = diary.add_all(contents)
+    click.echo(f"{file}: {added} rows added, {already} already in the journal")
+
+
+@journal_command.command("forgive")
+@click.argument("stretch_id", metavar="ID")
+@click.option("--journal", "journal_file", type=click.Path(dir_okay=False), metavar="FILE",
+              help="The journal file.")
+@click.pass_obj
+def journal_forgive(ctx, stretch_id, journal_file):
+    """Bring back a stretch the journal left out or eased: its earlier hurt marks stop counting.
+
+    \b
+    Example:
+      windown journal forgive cobra
+    """
+    import datetime
+
+    from windown import journal
+
+    path = journal.default_path(journal_file or ctx.journal_file)
+    with journal.open_journal(path) as diary:
+        contents = diary.read()
+        stretch = journal.report.root_id(stretch_id)
+        held = {v.stretch: v for v in journal.report.verdicts(contents, datetime.date.today())
+                if v.action in ("ease", "leave-out")}
+        if stretch not in held:
+            known = sorted(held) or library.all_ids()
+            hint = source.closest(stretch, known) or (f"The journal holds back: {', '.join(sorted(held))}" if held
+                                                      else "The journal holds no stretch back")
+            raise UserError(f"'{stretch_id}' is not held back by the journal, so there is nothing to forgive", hint)
+        diary.forgive(stretch)
+    click.echo(f"{stretch} forgiven: the next track has it again as written")
 
 
 # Durations: 30s, 1m30s, 5m, 1h, 250ms, or a number of seconds (source.parse_duration_ms).
@@ -571,4 +777,7 @@ def main() -> None:
         sys.exit(143)
     except BrokenPipeError:
         sys.exit(0)
+    except Exception as exc:  # not bad input, not a failed build: a bug in windown
+        click.echo(errors.report_bug(exc), err=True)
+        sys.exit(errors.BUG_EXIT_CODE)
     sys.exit(0)

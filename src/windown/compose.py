@@ -66,6 +66,7 @@ class Hold:
 class Chapter:
     title: str
     line: int = 0
+    stretch: str | None = None  # the stretch id, for chapters that are one stretch (journal feedback names it)
 
 
 Item = Say | Gap | Chime | Hold | Chapter
@@ -225,7 +226,7 @@ class Composer:
         st = step.stretch
         self.stretch_n += 1
         title = st.name[:1].upper() + st.name[1:]
-        self.add(Chapter(title, step.line))
+        self.add(Chapter(title, step.line, st.id))
         if not self.s.bedtime:
             intro = self.phrase("progress", n=number_words(self.stretch_n), total=number_words(self.stretch_total),
                                 name=st.name)

@@ -1,8 +1,19 @@
-"""The one family of errors a user may see; cli.py turns each into a single line and an exit code."""
+"""The one family of errors a user may see; cli.py turns each into a single line and an exit code.
+
+Anything else that escapes is a bug in windown: `report_bug` saves its traceback to a file and gives
+the one line to print instead (exit code 3), so a bug never looks like a bad input or a failed build.
+"""
 
 from __future__ import annotations
 
+import datetime
 import os
+import platform
+import sys
+import traceback
+from pathlib import Path
+
+BUG_EXIT_CODE = 3
 
 
 class UserError(Exception):
@@ -48,3 +59,58 @@ class Interrupted(BaseException):
     def __init__(self, signum: int):
         self.signum = signum
         super().__init__(signum)
+
+
+class JobsHitABug(BuildError):
+    """Some of a batch's jobs hit a bug in windown (each one's line says where its traceback is). Exit code 3."""
+
+    exit_code = BUG_EXIT_CODE
+
+
+def short_error(exc: BaseException) -> str:
+    """`TypeError: the first line of its message`, at most about 200 characters."""
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0][:200]}" if text else type(exc).__name__
+
+
+def report_bug(exc: BaseException, *, context: str = "") -> str:
+    """Save the traceback of an unexpected exception and return the one line that tells the user.
+
+    `context` (say, which batch job it was) goes into the file above the traceback.
+    """
+    return bug_line(short_error(exc), save_traceback("".join(traceback.format_exception(exc)), context=context))
+
+
+def bug_line(summary: str, saved: Path | str | None) -> str:
+    """`windown hit a bug: TypeError: .... The full traceback is in FILE; please report it.`"""
+    summary = summary.rstrip(". ")
+    if saved is None:
+        return (f"windown hit a bug: {summary}. Its traceback could not be saved; "
+                "please report it with the command you ran.")
+    return f"windown hit a bug: {summary}. The full traceback is in {saved}; please report it."
+
+
+def bugs_dir() -> Path:
+    """Saved tracebacks live with the speech cache: $WINDOWN_CACHE_DIR/bugs, else ~/.cache/windown/bugs."""
+    from windown.speech.cache import cache_dir
+
+    return cache_dir() / "bugs"
+
+
+def save_traceback(text: str, *, context: str = "") -> Path | None:
+    """Write a bug report (versions, the command, `context`, the traceback) to a new file; None if it cannot."""
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    try:
+        from windown import __version__, atomic
+    except Exception:  # the bug path itself must never fail
+        return None
+    header = (f"windown {__version__}, Python {platform.python_version()} on {platform.platform()}\n"
+              f"command: {' '.join(sys.argv)}\n" + (f"{context}\n" if context else "") + "\n")
+    try:
+        folder = bugs_dir()
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"bug-{stamp}-{os.getpid()}-{os.urandom(3).hex()}.txt"
+        atomic.write_text(path, header + text)
+    except Exception:  # a read-only disk, or a broken cache module: the line says it was not saved
+        return None
+    return path

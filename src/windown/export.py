@@ -40,6 +40,7 @@ class Chapter:
     title: str
     start_ms: int
     end_ms: int
+    stretch: str | None = None  # the stretch id (cue sheet only; ID3 chapters carry the title)
 
 
 DEFAULT_VBR_QUALITY = 4
@@ -351,7 +352,8 @@ def cue_sheet(*, title: str, duration_s: float, speech_end_s: float, cues: list[
         "cues": [{"start_s": _seconds(cue["start_ms"]), "end_s": _seconds(cue["end_ms"]),
                   "text": cue["text"], "chapter": cue.get("chapter")} for cue in cues],
         "chapters": [{"title": chapter.title, "start_s": _seconds(chapter.start_ms),
-                      "end_s": _seconds(chapter.end_ms)} for chapter in chapters],
+                      "end_s": _seconds(chapter.end_ms), **({"stretch": chapter.stretch} if chapter.stretch else {})}
+                     for chapter in chapters],
         "settings": settings,
     }
 

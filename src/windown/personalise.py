@@ -1,7 +1,7 @@
 """Personalise stage: `Routine` + profile + flags -> the routine this person will hear, and why it changed.
 
 Order of precedence: the routine's own settings, then the profile file, then command-line flags.
-Every change is reported in plain words (shown by `windown script`).
+Every change is reported in plain words (shown by `windown script`), the journal's among them.
 """
 
 from __future__ import annotations
@@ -27,6 +27,20 @@ LENGTH_TOLERANCE = 0.03
 LENGTH_AIM = 0.01  # the search aims this close, and settles for LENGTH_TOLERANCE when the steps are coarse
 BEDTIME_TAIL_MS = 10 * 60_000  # bedtime mode's sleep tail, unless the routine, profile or a flag sets one
 LYING = ("supine", "prone", "wall")  # positions a track may end in, ready for sleep
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What the journal says about one stretch (by its root id: `cobra` covers `cobra-easier` too).
+
+    action: "ease" (marked as hurting once: the easier variation, else the short end of its safe range),
+    "leave-out" (marked as hurting twice within 14 days), "prefer" (marked as helping: cut last).
+    `dates` are the marks that led to it, for the reason shown with the change.
+    """
+
+    stretch: str
+    action: str
+    dates: tuple[datetime.date, ...]
 
 
 @dataclass(frozen=True)
@@ -76,19 +90,84 @@ def apply_settings(r: Routine, profile: Profile) -> Settings:
     return s
 
 
-def personalise(r: Routine, profile: Profile, measure: Callable[[Routine], int] | None = None
-                ) -> tuple[Routine, list[str]]:
-    """Apply settings, limitations, pace, order and (given `measure`) the target length."""
+def personalise(r: Routine, profile: Profile, measure: Callable[[Routine], int] | None = None,
+                verdicts: tuple[Verdict, ...] | list[Verdict] = ()) -> tuple[Routine, list[str]]:
+    """Apply settings, limitations, the journal's verdicts (unless `journal: false`), pace, order and
+    (given `measure`) the target length."""
     settings = apply_settings(r, profile)
     r = dataclasses.replace(r, settings=settings)
     changes: list[str] = []
     r = limit(r, changes)
+    verdicts = tuple(verdicts) if settings.journal else ()
+    r = adapt(r, verdicts, changes)
     r = pace(r, changes)
     if settings.order == "auto":
         r = order(r, changes)
     if settings.length_ms is not None and measure is not None:
-        r = fit_length(r, settings.length_ms, measure, changes)
+        preferred = {v.stretch: v for v in verdicts if v.action == "prefer"}
+        left_out = frozenset(v.stretch for v in verdicts if v.action == "leave-out")
+        r = fit_length(r, settings.length_ms, measure, changes, preferred, left_out)
     return r, changes
+
+
+def format_dates(dates: tuple[datetime.date, ...] | list[datetime.date]) -> str:
+    """"1 and 3 Dec", "28 Nov, 1 and 3 Dec": how a person says a few dates."""
+    months: list[tuple[str, list[str]]] = []
+    for d in sorted(set(dates)):
+        month = d.strftime("%b")
+        if not months or months[-1][0] != month:
+            months.append((month, []))
+        months[-1][1].append(str(d.day))
+    words = [f"{day} {month}" if i == len(days) - 1 else day
+             for month, days in months for i, day in enumerate(days)]
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
+
+
+def _low_end(st: Stretch) -> Stretch:
+    """The stretch pinned to the short end of its safe ranges, so pace and length fitting keep it there."""
+    def pinned(rng: library.Range | None) -> library.Range | None:
+        return library.Range(rng.min, rng.min, rng.min) if rng is not None else None
+
+    return dataclasses.replace(st, hold_ms=pinned(st.hold_ms), reps=pinned(st.reps), rounds=pinned(st.rounds))
+
+
+def _low_end_words(st: Stretch) -> str:
+    if st.kind in ("flow", "reps"):
+        count = st.rounds if st.kind == "flow" and st.rounds else st.reps
+        return f"{count.min} {'rounds' if st.kind == 'flow' else 'reps'}"
+    return source.format_duration(st.hold_ms.min) if st.hold_ms else "its shortest"
+
+
+def adapt(r: Routine, verdicts: tuple[Verdict, ...], changes: list[str]) -> Routine:
+    """The journal's verdicts: a stretch that hurt once gets its easier variation (or, with none, the short
+    end of its safe range); one that hurt twice within 14 days is left out. Each change says why and when."""
+    by_id = {v.stretch: v for v in verdicts if v.action in ("ease", "leave-out")}
+    if not by_id:
+        return r
+    steps = []
+    for step in r.steps:
+        verdict = by_id.get(_root_id(step.stretch)) if isinstance(step, StretchStep) else None
+        if verdict is None:
+            steps.append(step)
+            continue
+        st = step.stretch
+        when = format_dates(verdict.dates)
+        if verdict.action == "leave-out":
+            changes.append(f"{st.name} left out: marked as hurting on {when}; "
+                           f"`windown journal forgive {_root_id(st)}` brings it back")
+            continue
+        if st.easier is not None and not _problems(st.easier, r.settings):
+            changes.append(f"swapped {st.name} for {st.easier.name}: marked as hurting on {when}")
+            steps.append(dataclasses.replace(step, stretch=st.easier, hold_ms=None, reps=None, rounds=None))
+            continue
+        low = _low_end(st)
+        changes.append(f"{st.name} kept to {_low_end_words(st)}, the short end of its safe range: "
+                       f"marked as hurting on {when}")
+        steps.append(dataclasses.replace(step, stretch=low, hold_ms=None, reps=None, rounds=None))
+    if not any(isinstance(step, StretchStep) for step in steps):
+        raise UserError("every stretch in this routine is left out because your journal marks it as hurting",
+                        "Run `windown journal forgive ID` for one of them, or build with --no-journal")
+    return dataclasses.replace(r, steps=tuple(steps))
 
 
 def _root_id(stretch: Stretch) -> str:
@@ -209,10 +288,10 @@ def _scale_routine(r: Routine, x: float, counts_too: bool) -> Routine:
     return dataclasses.replace(r, steps=tuple(steps))
 
 
-def _additions(r: Routine) -> list[StretchStep]:
-    """Library stretches the routine lacks that its settings allow (the easier variation where needed),
-    paced like the rest: the optional ones first."""
-    present = {_root_id(step.stretch) for step in r.steps if isinstance(step, StretchStep)}
+def _additions(r: Routine, left_out: frozenset[str] = frozenset()) -> list[StretchStep]:
+    """Library stretches the routine lacks that its settings allow (the easier variation where needed) and
+    the journal did not leave out, paced like the rest: the optional ones first."""
+    present = {_root_id(step.stretch) for step in r.steps if isinstance(step, StretchStep)} | left_out
     out = []
     for st in sorted(library.stretches().values(), key=lambda x: not x.optional):
         chosen, _ = allowed(st, r.settings)
@@ -234,10 +313,13 @@ def _whole_s(ms: float, up: bool) -> int:
     return int(-(-ms // 1000) if up else ms // 1000) * 1000
 
 
-def fit_length(r: Routine, target_ms: int, measure: Callable[[Routine], int], changes: list[str]) -> Routine:
-    """Scale holds, reps and rounds within their safe ranges (dropping optional stretches, or adding library
-    ones the settings allow, optional ones first) until the guided part is within 3% of the target;
-    otherwise say why and what is possible."""
+def fit_length(r: Routine, target_ms: int, measure: Callable[[Routine], int], changes: list[str],
+               preferred: dict[str, Verdict] | None = None, left_out: frozenset[str] = frozenset()) -> Routine:
+    """Scale holds, reps and rounds within their safe ranges (dropping optional stretches, the journal's
+    `preferred` ones last, or adding library ones the settings allow and the journal did not leave out,
+    optional ones first) until the guided part is within 3% of the target; otherwise say why and what is
+    possible."""
+    preferred = preferred or {}
     low, high = target_ms * (1 - LENGTH_TOLERANCE), target_ms * (1 + LENGTH_TOLERANCE)
     lengths: dict[Routine, int] = {}
 
@@ -270,13 +352,14 @@ def fit_length(r: Routine, target_ms: int, measure: Callable[[Routine], int], ch
                 return best
         return best
 
-    shorter = [r]  # drop optional stretches one at a time, for targets below the range
-    for step in [s for s in r.steps if isinstance(s, StretchStep) and s.stretch.optional]:
+    shorter = [r]  # drop optional stretches one at a time, for targets below the range; helping ones last
+    optional = [s for s in r.steps if isinstance(s, StretchStep) and s.stretch.optional]
+    for step in sorted(optional, key=lambda s: _root_id(s.stretch) in preferred):
         candidate = dataclasses.replace(shorter[-1], steps=tuple(x for x in shorter[-1].steps if x is not step))
         if any(isinstance(x, StretchStep) for x in candidate.steps):
             shorter.append(candidate)
     longer = [r]  # add library stretches one at a time, for targets above the range
-    for step in _additions(r):
+    for step in _additions(r, left_out):
         longer.append(_with(longer[-1], step))
     too_long = length_of(_scale_routine(r, -1.0, True)) > high
     too_short = length_of(_scale_routine(r, 1.0, True)) < low
@@ -294,6 +377,12 @@ def fit_length(r: Routine, target_ms: int, measure: Callable[[Routine], int], ch
                        f"{source.format_duration(_whole_s(length, False))}; holds, reps and rounds scaled within "
                        f"their safe ranges" + (f"; dropped {', '.join(dropped)}" if dropped else "")
                        + (f"; added {', '.join(added)}" if added else ""))
+        if dropped:
+            for step in optional:
+                verdict = preferred.get(_root_id(step.stretch))
+                if verdict is not None and step.stretch.name in now:
+                    changes.append(f"{step.stretch.name} kept while cutting to length: marked as helping on "
+                                   f"{format_dates(verdict.dates)}")
         return fitted
     shortest = length_of(_scale_routine(shorter[-1], -1.0, True))
     longest = length_of(_scale_routine(longer[-1], 1.0, True))

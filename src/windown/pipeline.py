@@ -41,14 +41,19 @@ class Result:
     peak_db: float | None
     synthesised: int
     changes: list[str] = field(default_factory=list)
+    guided_ms: int = 0  # up to the end of the closing words (what the journal records)
+    engine: str = ""
+    voice: str = ""
 
 
-def prepare(name: str, profile: personalise.Profile | None = None) -> tuple[routine.Routine, list[str]]:
+def prepare(name: str, profile: personalise.Profile | None = None, verdicts: list[personalise.Verdict] | None = None
+            ) -> tuple[routine.Routine, list[str]]:
     """Load and personalise: the routine as this person will hear it, plus what changed and why.
 
     A target length is fitted against the real timeline (real clip lengths), so it holds in the MP3.
+    `verdicts` come from the journal (journal.verdicts_at); none without one.
     """
-    return personalise.personalise(routine.load(name), profile or personalise.Profile(), guided_ms)
+    return personalise.personalise(routine.load(name), profile or personalise.Profile(), guided_ms, verdicts or ())
 
 
 def guided_ms(r: routine.Routine) -> int:
@@ -124,7 +129,8 @@ def build(r: routine.Routine, out: Path, *, changes: list[str] | None = None, lo
     sidecars = export.write_sidecars(out, sheet)
     lufs, peak_db = (meter.integrated_lufs(), meter.peak_db) if meter is not None else (None, None)
     return Result(out, sidecars, total_ms / 1000, p.timeline.speech_end / SAMPLE_RATE, size,
-                  lufs, peak_db, p.synthesised, list(changes or []))
+                  lufs, peak_db, p.synthesised, list(changes or []), int(p.timeline.ms(p.timeline.end)), p.engine,
+                  p.voice)
 
 
 def check_output(out: Path) -> None:
@@ -145,7 +151,7 @@ def chapter_list(tl: timeline.Timeline, total_ms: int) -> list[export.Chapter]:
     out = []
     for i, span in enumerate(tl.chapters):
         end_ms = total_ms if i == len(tl.chapters) - 1 else int(tl.ms(span.stop))
-        out.append(export.Chapter(span.label, int(tl.ms(span.start)), end_ms))
+        out.append(export.Chapter(span.label, int(tl.ms(span.start)), end_ms, span.stretch))
     return out
 
 

@@ -1,7 +1,7 @@
 """Load stage: routine YAML -> `Routine`, validated, every problem reported as `file:line: problem. Fix`.
 
-A routine is content (title, steps) plus settings. Profiles carry the same settings (see personalise.py),
-so `read_settings` serves both.
+A routine is content (title, steps) plus settings; settings.read reads the settings part, as it does
+for profiles and batch jobs.
 """
 
 from __future__ import annotations

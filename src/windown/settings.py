@@ -228,6 +228,9 @@ SETTINGS: tuple[Setting, ...] = (
             flag="--seed", example="7"),
     Setting("transition", "transition_ms", "duration", 6000, "Transition",
             "the quiet between stretches", unit="ms", low=0, high=120_000),
+    # `--journal FILE` and `--no-journal` are options of the commands that build, not this setting's flag
+    Setting("journal", "journal", "flag", True, "Use the journal",
+            "false builds without your journal: no changes from it, no session recorded", private=True),
 )
 
 # How a track is encoded: set by flags and batch jobs, not by routines or profiles.
@@ -319,6 +322,7 @@ class Settings:
     name: str | None = default("name")
     seed: int | None = default("seed")
     transition_ms: int = default("transition")
+    journal: bool = default("journal")
 
 
 def value_of(s: Settings, key: str) -> Any:

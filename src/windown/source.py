@@ -139,7 +139,7 @@ class _Builder:
         self.path = path
         self.count = 0
         self.constructor = yaml.SafeLoader("")
-        self.explicit: dict[int, set[int]] = {}  # mapping node -> its own key nodes (not merged in by <<)
+        self.flat: dict[int, list[tuple[yaml.Node, yaml.Node]]] = {}  # mapping node -> its pairs, merges expanded
         self.sizes: dict[int, int] = {}  # mapping node -> its number of keys once merges are expanded
 
     def build(self, node: yaml.Node, depth: int) -> Any:
@@ -159,13 +159,9 @@ class _Builder:
                                path=self.path, line=line)
         if isinstance(node, yaml.MappingNode):
             out = Map(line)
-            if id(node) not in self.explicit:
-                self.explicit[id(node)] = {id(k) for k, _ in node.value if k.tag != _MERGE}
-                self.merged_size(node)  # before expanding, so merge keys (<<) cannot blow up
-                self.constructor.flatten_mapping(node)
-            explicit = self.explicit[id(node)]
+            explicit = {id(k) for k, _ in node.value if k.tag != _MERGE}
             written: dict[str, int] = {}  # key -> the key node that wrote it here (merged keys may be overridden)
-            for key_node, value_node in node.value:
+            for key_node, value_node in self.pairs(node):
                 key = self.build(key_node, depth + 1)
                 if not isinstance(key, str):
                     key = str(key)
@@ -218,6 +214,42 @@ class _Builder:
                                    path=self.path, line=key_node.start_mark.line + 1)
         self.sizes[id(node)] = size
         return size
+
+
+    def pairs(self, node: yaml.MappingNode) -> list[tuple[yaml.Node, yaml.Node]]:
+        """The mapping's (key, value) nodes with its merge keys (<<) expanded, merged keys first.
+
+        Done here rather than by PyYAML's flatten_mapping, whose results (and so the size limit's
+        line) differ between PyYAML releases. Its own keys win over merged ones; among merged
+        mappings the first to name a key wins, as the YAML merge key spec says.
+        """
+        if id(node) in self.flat:
+            return self.flat[id(node)]
+        self.merged_size(node)  # first, so a merge bomb is stopped before anything is expanded
+        self.flat[id(node)] = []  # a mapping that merges itself adds nothing more
+        own = []
+        for key_node, value_node in node.value:
+            if key_node.tag == "tag:yaml.org,2002:value":  # a bare `=` key is plain text, as in PyYAML
+                key_node.tag = "tag:yaml.org,2002:str"
+            if key_node.tag != _MERGE:
+                own.append((key_node, value_node))
+        seen = {_key_identity(k) for k, _ in own}
+        merged = []
+        for key_node, value_node in node.value:
+            if key_node.tag != _MERGE:
+                continue
+            for sub in value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]:
+                for pair in self.pairs(sub):
+                    if _key_identity(pair[0]) not in seen:
+                        seen.add(_key_identity(pair[0]))
+                        merged.append(pair)
+        self.flat[id(node)] = merged + own
+        return self.flat[id(node)]
+
+
+def _key_identity(node: yaml.Node) -> object:
+    """Keys that name the same entry: equal scalars with the same tag; any other node only itself."""
+    return (node.tag, node.value) if isinstance(node, yaml.ScalarNode) else id(node)
 
 
 def closest(word: str, choices: Iterable[str]) -> str:

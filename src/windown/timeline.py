@@ -36,6 +36,7 @@ class Span:
     stop: int
     label: str
     line: int = 0
+    stretch: str | None = None  # chapters only: the stretch id
 
 
 @dataclass
@@ -62,7 +63,7 @@ def place(script: Script, clip_frames: dict[tuple[str, int], int], sample_rate: 
     """Walk the script with a cursor; speech advances it by the clip's real length."""
     tl = Timeline(sample_rate)
     cursor = 0
-    chapter_starts: list[tuple[str, int, int]] = []
+    chapter_starts: list[tuple[str, int, int, str | None]] = []
 
     def current_chapter() -> str:
         return chapter_starts[-1][0] if chapter_starts else ""
@@ -73,7 +74,7 @@ def place(script: Script, clip_frames: dict[tuple[str, int], int], sample_rate: 
 
     for item in script.items:
         if isinstance(item, Chapter):
-            chapter_starts.append((item.title, cursor, item.line))
+            chapter_starts.append((item.title, cursor, item.line, item.stretch))
         elif isinstance(item, Say):
             event = speech_event(item, cursor)
             tl.events.append(event)
@@ -103,9 +104,9 @@ def place(script: Script, clip_frames: dict[tuple[str, int], int], sample_rate: 
                 tl.events.append(event)
             cursor += length
     tl.end = cursor
-    for i, (title, start, line) in enumerate(chapter_starts):
+    for i, (title, start, line, stretch) in enumerate(chapter_starts):
         stop = chapter_starts[i + 1][1] if i + 1 < len(chapter_starts) else cursor
         if stop > start or i + 1 == len(chapter_starts):
-            tl.chapters.append(Span(start, stop, title, line))
+            tl.chapters.append(Span(start, stop, title, line, stretch))
     tl.events.sort(key=lambda e: e.start)
     return tl

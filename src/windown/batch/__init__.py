@@ -1,0 +1,25 @@
+"""Batch: build a shelf of tracks in one run, in parallel, incrementally, locally or on a Dask cluster.
+
+- `jobs`: a `Job` is one routine with an optional profile and overrides, built to one MP3; jobs come
+  from the command line (`jobs_for`) or a batch file (`read_batch_file`).
+- `fingerprint`: a job's inputs, hashed; a track built from the same inputs is skipped.
+- `running`: `run(jobs)` builds what changed through an `Executor` (`LocalExecutor`, `DaskExecutor`).
+- `shelf`: writing tracks onto the output folder, its playlist, and the summary table.
+"""
+
+from windown.batch.fingerprint import (FINGERPRINT_SUFFIX, SIDECARS, Prepared, engine_version, fingerprint,
+                                       fingerprint_path, prepare, stale_reason)
+from windown.batch.jobs import (Event, Job, Outcome, check_routine_name, is_batch_file, jobs_for, jobs_from,
+                                output_path, read_batch_file)
+from windown.batch.running import (DASK_HINT, DaskExecutor, Executor, LocalExecutor, Task, build_task, default_workers,
+                               run)
+from windown.batch.shelf import (PLAYLIST_NAME, counts, failure, summary, table, track_info, write_playlist,
+                                 write_track)
+
+__all__ = [
+    "DASK_HINT", "FINGERPRINT_SUFFIX", "PLAYLIST_NAME", "SIDECARS", "DaskExecutor", "Event", "Executor", "Job",
+    "LocalExecutor", "Outcome", "Prepared", "Task", "build_task", "check_routine_name", "counts", "default_workers",
+    "engine_version", "failure", "fingerprint", "fingerprint_path", "is_batch_file", "jobs_for", "jobs_from",
+    "output_path", "prepare", "read_batch_file", "run", "stale_reason", "summary", "table", "track_info",
+    "write_playlist", "write_track",
+]

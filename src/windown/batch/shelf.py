@@ -1,0 +1,108 @@
+"""The shelf: the output folder of a batch. Writing a built track onto it (fingerprint last), reading a
+track's title and length back, its M3U playlist, and the summary table `windown batch` prints.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from windown import atomic
+from windown.batch.fingerprint import SIDECARS, digest, fingerprint_path
+from windown.batch.jobs import Job, Outcome
+from windown.errors import BuildError, JobsHitABug
+
+PLAYLIST_NAME = "playlist.m3u"
+STATUSES = ("built", "skipped", "failed")
+
+
+def write_track(job: Job, files: dict[str, bytes], inputs: dict) -> None:
+    """Write a track and its sidecars (`files`: suffix -> bytes), each atomically; the fingerprint of
+    `inputs` last, so it vouches for them."""
+    stamp = fingerprint_path(job.output)
+    stamp.unlink(missing_ok=True)  # a half-replaced shelf entry must never look current
+    atomic.write_bytes(job.output, files[".mp3"])
+    for suffix in SIDECARS:
+        if suffix in files:
+            atomic.write_bytes(job.output.with_suffix(suffix), files[suffix])
+    record = {"fingerprint": digest(inputs), "routine": job.routine, "inputs": inputs,
+              "mp3_bytes": len(files[".mp3"])}
+    atomic.write_text(stamp, json.dumps(record, indent=2, sort_keys=True) + "\n")
+
+
+def track_info(mp3: Path) -> tuple[str | None, float | None]:
+    """The title and length in seconds from a track's cue sheet; (None, None) when it has none."""
+    try:
+        sheet = json.loads(Path(mp3).with_suffix(".json").read_text("utf-8"))
+        return str(sheet["title"]), float(sheet["duration_s"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None, None
+
+
+def write_playlist(folder: str | os.PathLike, target: str | os.PathLike | None = None) -> Path:
+    """An extended M3U of every track on the shelf (each MP3 with its .json cue sheet), by file name.
+
+    Paths are relative to the playlist; it is written atomically, and only when it changes.
+    """
+    folder = Path(folder)
+    target = Path(target) if target is not None else folder / PLAYLIST_NAME
+    lines = ["#EXTM3U"]
+    for mp3 in sorted(folder.glob("*.mp3")):
+        if mp3.name.startswith("."):
+            continue
+        title, duration = track_info(mp3)
+        if title is None:
+            continue
+        lines.append(f"#EXTINF:{round(duration)},{' '.join(title.split())}")
+        lines.append(Path(os.path.relpath(mp3, target.parent if str(target.parent) else ".")).as_posix())
+    text = "\n".join(lines) + "\n"
+    try:
+        if target.read_text("utf-8") == text:
+            return target
+    except (OSError, ValueError):
+        pass
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        atomic.write_text(target, text)
+    except OSError as exc:
+        raise BuildError(f"cannot write the playlist ({exc.strerror or exc})", "Choose another place with --playlist",
+                         path=target) from None
+    return target
+
+
+def table(outcomes: list[Outcome]) -> list[tuple[str, str]]:
+    """The summary table, one row per job: (status, the rest of the line). A row prints as
+    `f"{status:8s} {rest}"`; the CLI only adds colour to the status."""
+    width = max((len(str(o.job.output)) for o in outcomes), default=0)
+    rows = []
+    for o in outcomes:
+        if o.duration_s is not None:
+            minutes, seconds = divmod(int(round(o.duration_s)), 60)
+            length = f"{minutes}:{seconds:02d}"
+        else:
+            length = "-"
+        detail = {"built": f"built in {o.seconds:.0f}s", "skipped": "unchanged"}.get(o.status, o.reason)
+        rows.append((o.status, f"{str(o.job.output):{width}s} {length:>6s}  {detail}"))
+    return rows
+
+
+def counts(outcomes: list[Outcome]) -> dict[str, int]:
+    return {status: sum(o.status == status for o in outcomes) for status in STATUSES}
+
+
+def summary(outcomes: list[Outcome]) -> str:
+    """`4 tracks: 1 built, 2 skipped, 1 failed`."""
+    n = counts(outcomes)
+    return (f"{len(outcomes)} track{'s' if len(outcomes) != 1 else ''}: {n['built']} built, "
+            f"{n['skipped']} skipped, {n['failed']} failed")
+
+
+def failure(outcomes: list[Outcome]) -> BuildError | None:
+    """The error a batch with failed jobs ends with (exit code 1, or 3 when one hit a bug); None if none failed."""
+    failed = [o for o in outcomes if o.status == "failed"]
+    if not failed:
+        return None
+    error = JobsHitABug if any(o.bug for o in failed) else BuildError
+    return error(f"{len(failed)} of {len(outcomes)} job{'s' if len(outcomes) != 1 else ''} failed",
+                 "Their reasons are in the table above")
