@@ -623,3 +623,20 @@ def test_the_form_describes_each_field_with_its_help(web):
             if control.get("type") == "checkbox":
                 continue  # a group of boxes is described on its fieldset
             assert f'{control["name"]}-help' in control.get("aria-describedby", ""), control
+
+
+def test_a_bug_shows_one_line_and_saves_its_traceback(app, monkeypatch, shared_cache):
+    from starlette.testclient import TestClient
+
+    def broken(folder):
+        raise RuntimeError("the shelf fell over")
+
+    monkeypatch.setattr(shelf_mod, "tracks", broken)
+    with TestClient(app, base_url="http://127.0.0.1", raise_server_exceptions=False) as web:
+        response = web.get("/shelf")
+    assert response.status_code == 500
+    line = html.unescape(re.search(r'<p class="cli" id="bug">(.*?)</p>', response.text).group(1))
+    saved = re.fullmatch(r"windown hit a bug: RuntimeError: the shelf fell over\. The full traceback is in (.+); "
+                         r"please report it\.", line).group(1)
+    report = Path(saved).read_text()
+    assert "GET /shelf" in report and "RuntimeError: the shelf fell over" in report

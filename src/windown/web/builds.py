@@ -282,7 +282,9 @@ def run_build(spec: dict[str, Any], staging: str, shelf_dir: str, stem: str, con
         send(("failed", str(exc)))
     except (Interrupted, KeyboardInterrupt):
         send(("failed", "stopped; no partial file was written"))
-    except Exception as exc:  # a fault of windown itself: still one line on the page, never a hung job
-        send(("failed", f"the build failed unexpectedly ({type(exc).__name__}: {exc})"))
+    except Exception as exc:  # a bug in windown: its traceback is saved, and the page gets the one line
+        from windown import errors
+
+        send(("failed", errors.report_bug(exc, context=f"a build from the page: {stem}")))
     finally:
         conn.close()

@@ -62,7 +62,17 @@ def routes() -> list[Route]:
 
 
 def exception_handlers() -> dict:
-    return {HTTPException: http_error}
+    return {HTTPException: http_error, Exception: server_error}
+
+
+async def server_error(request: Request, exc: Exception) -> Response:
+    """A bug in windown: the traceback is saved (as the CLI does) and the page shows the one line."""
+    from windown import errors
+
+    line = errors.report_bug(exc, context=f"the page: {request.method} {request.url.path}")
+    if request.app.state.base and not request.url.path.startswith(request.app.state.base + "/"):
+        return Response("Not Found", status_code=404, media_type="text/plain")
+    return render(request, "error.html", {"status": 500, "detail": "Something went wrong.", "bug": line}, 500)
 
 
 async def http_error(request: Request, exc: HTTPException) -> Response:
