@@ -123,7 +123,8 @@ def test_pages_stay_answered_while_twenty_builds_queue(server, capsys):  # noqa:
               f"ms, p95 {lat_ms[int(0.95 * len(lat_ms))]:.0f} ms, p99 {lat_ms[int(0.99 * len(lat_ms))]:.0f} ms, "
               f"max {lat_ms[-1]:.0f} ms; {len(failures)} failed")
         print(f"  builds running at once: at most {running_seen[0]} (limit {cores}); all {BUILDS} done "
-              f"{built_s:.0f} s after the load began; {len(listed)} MP3s listed during the load and {served_checked[0]} served while building, every one whole")
+              f"{built_s:.0f} s after the load began; {len(listed)} MP3s listed during the load and "
+              f"{served_checked[0]} served while building, every one whole")
 
     assert not failures, failures[:5]
     assert len(lat_ms) >= min(PAGE_REQUESTS, 100)

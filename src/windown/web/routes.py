@@ -252,12 +252,13 @@ def _job_or_404(request: Request):
 
 
 def _status(request: Request, job) -> dict[str, Any]:
-    base = request.app.state.base
-    running, waiting = request.app.state.queue.counts()
-    return {"state": job.state, "running": running, "waiting": waiting, "workers": request.app.state.queue.workers, "title": job.title, "stage": job.stage, "stage_words": job.stage_words,
-            "percent": int(round(job.fraction * 100)), "position": request.app.state.queue.position(job),
-            "error": job.error, "track_url": f"{base}/tracks/{urllib.parse.quote(job.stem)}" if job.state == "done"
-            else "", "form_url": f"{base}/?job={job.id}"}
+    base, queue = request.app.state.base, request.app.state.queue
+    running, waiting = queue.counts()
+    track_url = f"{base}/tracks/{urllib.parse.quote(job.stem)}" if job.state == "done" else ""
+    return {"state": job.state, "title": job.title, "stage": job.stage, "stage_words": job.stage_words,
+            "percent": int(round(job.fraction * 100)), "position": queue.position(job), "error": job.error,
+            "track_url": track_url, "form_url": f"{base}/?job={job.id}",
+            "running": running, "waiting": waiting, "workers": queue.workers}
 
 
 async def job_page(request: Request) -> Response:
