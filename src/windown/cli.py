@@ -698,6 +698,45 @@ def journal_forgive(ctx, stretch_id, journal_file):
 
 
 @cli.command()
+@click.option("--shelf", "shelf_dir", type=click.Path(file_okay=False), default="output", show_default=True,
+              help="The folder of tracks the page shows and builds into.")
+@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True, help="The port to listen on.")
+@click.option("--lan", is_flag=True, help="Listen on the home network (for your phone), with a secret in every "
+              "address (kept in the shelf's .windown-secret); the address and a QR code of it are printed.")
+@click.pass_obj
+def serve(ctx, shelf_dir, port, lan):
+    """Open the page: build tonight's track, play it, keep a shelf, and a podcast feed for your phone.
+
+    It listens on 127.0.0.1 (this computer only) unless --lan is given. Ctrl-C stops it.
+
+    \b
+    Examples:
+      windown serve                 # then open http://127.0.0.1:8000/
+      windown serve --lan --shelf ~/bedtime
+    """
+    from windown.web import app
+
+    app.serve(shelf_dir, port, lan, say=click.echo)  # the address (and its QR code) is what it prints
+
+
+@cli.command("feed")
+@click.argument("folder", type=click.Path(file_okay=False))
+@click.option("--base-url", metavar="URL", help="Where the folder is served from, e.g. https://example.org/shelf "
+              "(default: the folder's file:// address).")
+def feed_command(folder, base_url):
+    """Write a podcast feed (feed.xml) and JSON chapters for every track in FOLDER, for static hosting.
+
+    \b
+    Example:
+      windown feed output --base-url https://example.org/bedtime
+    """
+    from windown import feed
+
+    for path in feed.write_static(folder, base_url):
+        click.echo(str(path))
+
+
+@cli.command()
 def schema():
     """Print a JSON Schema (draft 2020-12) of the routine format, for completion in editors.
 

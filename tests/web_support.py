@@ -1,0 +1,94 @@
+"""Shared by the page's tests: a tiny real routine, a real shelf built from it, and a client that posts forms."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+from starlette.testclient import TestClient
+
+from windown import personalise, pipeline, routine, source
+
+# Two short stretches with espeak-ng: a real track with several chapters in a few seconds.
+TINY_ROUTINE = """\
+title: Two small stretches
+voice: {engine: espeak-ng}
+ambient: {sound: none}
+instruction: minimal
+safety: false
+tail: 2s
+steps:
+  - stretch: knee-to-chest
+    hold: 5s
+    reps: 1
+    sides: none
+  - stretch: supine-twist
+    hold: 5s
+    reps: 1
+    sides: none
+"""
+
+
+def build_track(shelf: Path, stem: str, text: str = TINY_ROUTINE) -> pipeline.Result:
+    """Build a real track into the shelf through the same pipeline the page uses."""
+    r = routine.parse(source.load(f"{stem}.yaml", text), f"{stem}.yaml")
+    r, changes = personalise.personalise(r, personalise.Profile(), pipeline.guided_ms)  # as pipeline.prepare does
+    return pipeline.build(r, shelf / f"{stem}.mp3", changes=changes)
+
+
+def client(app) -> TestClient:
+    """A client that talks to the app as a browser on this computer does (Host 127.0.0.1)."""
+    return TestClient(app, base_url="http://127.0.0.1")
+
+
+def csrf_of(html: str) -> str:
+    return re.search(r'name="csrf" value="([^"]+)"', html).group(1)
+
+
+def error_beside(html: str, field: str) -> str | None:
+    """The error text shown beside a form field (its id is FIELD-error), unescaped; None when there is none."""
+    import html as html_lib
+
+    match = re.search(rf'<p class="error" id="{re.escape(field)}-error"><span class="sr">Error: </span>(.*?)</p>',
+                      html, re.S)
+    return html_lib.unescape(match.group(1)) if match else None
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def server(tmp_path):
+    """`windown serve` as a person starts it, on a free loopback port, stopped (SIGTERM, then waited for) after."""
+    port = free_port()
+    shelf = tmp_path / "shelf"
+    process = subprocess.Popen([sys.executable, "-m", "windown", "serve", "--shelf", str(shelf), "--port", str(port)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(url + "/", timeout=2).status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.2)
+    yield url, shelf
+    process.terminate()
+    try:
+        process.wait(30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
