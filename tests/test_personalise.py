@@ -43,11 +43,11 @@ def says(r: routine.Routine) -> list[str]:
 def guided_ms(r: routine.Routine) -> float:
     """The guided part, as personalise measures it: the end of the placed timeline."""
     tl = pipeline.plan(r).timeline
-    return tl.ms(tl.end)
+    return tl.ms(tl.end_frame)
 
 
 def hold_ms(tl, label: str) -> list[int]:
-    return [round(tl.ms(h.stop - h.start)) for h in tl.holds if h.label.startswith(label)]
+    return [round(tl.ms(h.stop_frame - h.start_frame)) for h in tl.holds if h.label.startswith(label)]
 
 
 def variants() -> list:
@@ -222,7 +222,7 @@ transition: 8s
     p = pipeline.plan(r, changes)
     tl = p.timeline
     texts = [e.text for e in tl.events if e.kind == "speech"]
-    assert set(engines) == {"espeak-ng"} and p.voice == "en-gb"  # voice: engine and voice
+    assert set(engines) == {"espeak-ng"} and p.clips.voice == "en-gb"  # voice: engine and voice
     assert {s.rate_wpm for s in p.script.says()} == {120}  # voice: rate (no bedtime easing)
     assert "Robin" in texts[0]  # name: the greeting comes first
     assert not any(t in library.phrases()["safety"] for t in texts)  # safety: false
@@ -234,7 +234,7 @@ transition: 8s
     assert pipeline.mix_for(r).tail_ms == 180_000  # tail
     assert r.settings.transition_ms == 10_000  # transition 8s, slow pace x1.25
     assert r.settings.seed == 99
-    assert abs(tl.ms(tl.end) - 540_000) <= 0.03 * 540_000  # length
+    assert abs(tl.ms(tl.end_frame) - 540_000) <= 0.03 * 540_000  # length
     assert all(st.in_bed for st in stretches(r))  # in_bed_only
     assert "supine-twist" not in ids(r) and "supine-twist-easier" not in ids(r)  # exclude
     assert not any("hip-lift" in st.tags for st in stretches(r))  # avoid
@@ -520,11 +520,11 @@ def test_bedtime_mode_has_no_progress_talk_and_chimes_instead(tone_engine):
     for e in speech_events:
         assert not any(p.match(e.text) for p in banned), e.text
         assert not re.search(r"\bstretch \w+ of \w+", e.text, re.IGNORECASE), e.text
-    long_holds = [h for h in tl.holds if h.stop - h.start >= 20 * SR]
+    long_holds = [h for h in tl.holds if h.stop_frame - h.start_frame >= 20 * SR]
     assert long_holds
-    chimes = [e.start for e in tl.events if e.kind == "chime"]
+    chimes = [e.start_frame for e in tl.events if e.kind == "chime"]
     for h in long_holds:  # a soft chime ten seconds before the end, where a countdown would be
-        assert h.stop - 10 * SR in chimes, h.label
+        assert h.stop_frame - 10 * SR in chimes, h.label
     rates = [e.rate_wpm for e in speech_events]
     assert rates == sorted(rates, reverse=True)  # never speeding up
     assert rates[0] == 140 and rates[-1] < rates[len(rates) // 3] < 141 and rates[-1] <= 130

@@ -145,21 +145,21 @@ def test_any_valid_routine_places_exactly(tone_engine, doc):
         return
     tl = p.timeline
 
-    speech = sorted((e for e in tl.events if e.kind == "speech"), key=lambda e: e.start)
+    speech = sorted((e for e in tl.events if e.kind == "speech"), key=lambda e: e.start_frame)
     for before, after in zip(speech, speech[1:]):
-        assert before.stop <= after.start, (before, after)
+        assert before.stop_frame <= after.start_frame, (before, after)
 
     holds = [item for item in p.script.items if isinstance(item, compose.Hold)]
     assert len(holds) == len(tl.holds)
-    at = {(e.start, e.text) for e in speech}
+    at = {(e.start_frame, e.text) for e in speech}
     for hold, span in zip(holds, tl.holds):
-        assert span.stop - span.start == hold.hold_ms * SAMPLE_RATE // 1000
+        assert span.stop_frame - span.start_frame == hold.hold_ms * SAMPLE_RATE // 1000
         for inner in hold.inner:
             if isinstance(inner.item, compose.Say):
-                start = span.start + timeline.to_samples(inner.offset_ms, SAMPLE_RATE)
+                start = span.start_frame + timeline.to_samples(inner.offset_ms, SAMPLE_RATE)
                 assert (start, inner.item.text) in at
                 length = len(p.clips[(inner.item.text, inner.item.rate_wpm)])
-                assert span.start <= start and start + length <= span.stop
+                assert span.start_frame <= start and start + length <= span.stop_frame
 
     total = 0
     for item in p.script.items:
@@ -169,4 +169,4 @@ def test_any_valid_routine_places_exactly(tone_engine, doc):
             total += item.gap_ms * SAMPLE_RATE // 1000
         elif isinstance(item, compose.Hold):
             total += item.hold_ms * SAMPLE_RATE // 1000
-    assert tl.end == total
+    assert tl.end_frame == total

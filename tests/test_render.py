@@ -17,7 +17,7 @@ def constant_bed(value: float = 0.1) -> ambient.Bed:
 
 
 def make(events, clips, end, bed=None, **mix):
-    tl = Timeline(SR, events=events, end=end)
+    tl = Timeline(SR, events=events, end_frame=end)
     silent_chime = np.zeros((SR, 2), dtype=np.float32)
     return Renderer(tl, clips, bed, Mix(**{"tail_ms": 4000, **mix}), chime=silent_chime)
 

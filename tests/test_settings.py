@@ -12,7 +12,7 @@ import yaml
 from conftest import decode, run_cli, write
 from windown import cli, routine, schema, settings, source, starter
 from windown.errors import RoutineError
-from windown.source import Fields, Map
+from windown.source import Fields
 
 SR = 44100
 

@@ -51,29 +51,29 @@ def test_every_hold_is_exact_to_the_sample_and_bounded_by_its_cues(plan_real):
     twist = [h for h in holds if "twist" in h.label]
     assert len(knee) == 4 and len(twist) == 2
     for h in knee:
-        assert h.stop - h.start == 23 * SR
+        assert h.stop_frame - h.start_frame == 23 * SR
     for h in twist:
-        assert h.stop - h.start == 31_500 * SR // 1000
+        assert h.stop_frame - h.start_frame == 31_500 * SR // 1000
     speech = [e for e in tl.events if e.kind == "speech"]
     for h in holds:
         # the cue that starts the hold ends exactly at its start; the release starts exactly at its end
-        assert any(e.stop == h.start for e in speech), h
-        assert any(e.start == h.stop for e in speech), h
+        assert any(e.stop_frame == h.start_frame for e in speech), h
+        assert any(e.start_frame == h.stop_frame for e in speech), h
 
 
 def test_breath_cues_start_exactly_on_phase_boundaries(plan_real):
     tl = plan_real.timeline
     phases = [h for h in tl.holds if h.label.startswith(("the inhale", "the exhale"))]
     assert len(phases) == 2 * (3 + 3)  # three paced breaths, three rounds of cat-cow
-    starts = {e.start for e in tl.events if e.kind == "speech"}
+    starts = {e.start_frame for e in tl.events if e.kind == "speech"}
     for phase in phases:
-        assert phase.start in starts, phase
+        assert phase.start_frame in starts, phase
         expected = (4000 if "inhale" in phase.label else 6000) * SR // 1000
-        assert phase.stop - phase.start == expected
+        assert phase.stop_frame - phase.start_frame == expected
     # phases follow each other with no gap: inhale, exhale, inhale, ...
     cat_cow = [p for p in phases if "cat cow" in p.label]
     for a, b in zip(cat_cow, cat_cow[1:]):
-        assert a.stop == b.start
+        assert a.stop_frame == b.start_frame
 
 
 def test_both_sides_and_every_rep_are_present(plan_real):
@@ -87,18 +87,18 @@ def test_cues_never_overlap_and_inner_cues_fit_their_hold(plan_real):
     tl = plan_real.timeline
     speech = [e for e in tl.events if e.kind == "speech"]
     for a, b in zip(speech, speech[1:]):
-        assert a.stop <= b.start
+        assert a.stop_frame <= b.start_frame
     for h in tl.holds:
         for e in speech:
-            if h.start < e.start < h.stop:
-                assert e.stop <= h.stop
+            if h.start_frame < e.start_frame < h.stop_frame:
+                assert e.stop_frame <= h.stop_frame
 
 
 def test_placement_is_deterministic(plan_real, tmp_path):
     path = write(tmp_path / "timing.yaml", ROUTINE)
     again = planned(path)
-    assert [(e.start, e.length, e.text) for e in again.timeline.events] == \
-        [(e.start, e.length, e.text) for e in plan_real.timeline.events]
+    assert [(e.start_frame, e.length_frames, e.text) for e in again.timeline.events] == \
+        [(e.start_frame, e.length_frames, e.text) for e in plan_real.timeline.events]
 
 
 def test_total_is_the_sum_of_the_parts(plan_real):
@@ -110,7 +110,7 @@ def test_total_is_the_sum_of_the_parts(plan_real):
             total += item.gap_ms * SR // 1000
         elif isinstance(item, compose.Hold):
             total += item.hold_ms * SR // 1000
-    assert plan_real.timeline.end == total
+    assert plan_real.timeline.end_frame == total
 
 
 def test_a_breath_cue_too_long_for_its_phase_is_an_error_with_its_line(tmp_path, tone_engine):
@@ -147,8 +147,8 @@ steps:
 """)
     tl = planned(path).timeline
     inhale = next(h for h in tl.holds if "inhale" in h.label)
-    cue = next(e for e in tl.events if e.start == inhale.start)
-    assert cue.length <= inhale.stop - inhale.start
+    cue = next(e for e in tl.events if e.start_frame == inhale.start_frame)
+    assert cue.length_frames <= inhale.stop_frame - inhale.start_frame
 
 
 def test_clips_are_trimmed_to_speech(tone_engine, tmp_path):
@@ -169,7 +169,7 @@ steps:
 """)
     p = planned(path)
     hold = next(h for h in p.timeline.holds if "child" in h.label)
-    assert hold.stop - hold.start == 90 * SR
+    assert hold.stop_frame - hold.start_frame == 90 * SR
     assert source.parse_duration_ms("1m30s") == 90_000
     assert source.parse_duration_ms("90") == 90_000
     assert source.parse_duration_ms("5m") == 300_000

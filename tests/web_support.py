@@ -14,7 +14,7 @@ import httpx
 import pytest
 from starlette.testclient import TestClient
 
-from windown import personalise, pipeline, routine, source
+from windown import pipeline, routine, source
 
 # Two short stretches with espeak-ng: a real track with several chapters in a few seconds.
 TINY_ROUTINE = """\
@@ -39,8 +39,7 @@ steps:
 def build_track(shelf: Path, stem: str, text: str = TINY_ROUTINE) -> pipeline.Result:
     """Build a real track into the shelf through the same pipeline the page uses."""
     r = routine.parse(source.load(f"{stem}.yaml", text), f"{stem}.yaml")
-    r, changes = personalise.personalise(r, personalise.Profile(), pipeline.guided_ms)  # as pipeline.prepare does
-    return pipeline.build(r, shelf / f"{stem}.mp3", changes=changes)
+    return pipeline.build(r, shelf / f"{stem}.mp3")
 
 
 def client(app) -> TestClient:

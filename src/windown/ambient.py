@@ -127,13 +127,18 @@ def preview(sound: str, out_path: Path, seconds: float = 20.0, *, sounds_dir: Pa
 
 
 @functools.cache  # read-only and deterministic: made once per process, however often it is asked for
+def chime_frames(sample_rate: int = SAMPLE_RATE) -> int:
+    """How long a chime rings, in frames (the timeline places it without synthesising it)."""
+    return round(CHIME_SECONDS * sample_rate)
+
+
 def chime(sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     """One soft singing-bowl strike, (frames, 2) float32, decaying to exact silence; deterministic.
 
     Partials follow the ring modes of a bowl (1 : 2.83 : 5.42 : 8.77); each is a doublet a fraction of a
     hertz apart, which is what makes a real bowl beat gently. A 10 ms raised-cosine attack avoids a click.
     """
-    frames = round(CHIME_SECONDS * sample_rate)
+    frames = chime_frames(sample_rate)
     ratios = (1.0, 2.83, 5.42, 8.77)
     amplitudes = (1.0, 0.45, 0.22, 0.1)  # a soft mallet: upper partials quiet
     t60_s = (10.0, 6.0, 3.5, 2.2)

@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 import click
 
-from windown import __version__, errors, library, personalise, pipeline, routine, settings, source, starter
+from windown import __version__, errors, export, library, personalise, pipeline, routine, settings, source, starter
 from windown.errors import Interrupted, UserError
 
 
@@ -142,15 +142,13 @@ def journal_options(func):
                         "$XDG_DATA_HOME/windown/journal.sqlite).")(func)
 
 
-def personalised(name: str, opts: dict, journal_file: str | None = None, use_journal: bool = False
+def personalised(name: str, opts: dict, journal_use: pipeline.JournalUse | None = None
                  ) -> tuple[routine.Routine, list[str]]:
-    from windown import journal
+    return pipeline.prepare(name, profile_from(opts), journal_use)
 
-    profile = profile_from(opts)
-    if use_journal:  # `journal: false` in the routine or profile means the journal is not even read
-        use_journal = personalise.apply_settings(routine.load(name), profile).journal
-    verdicts = journal.verdicts_at(journal_file) if use_journal else []
-    return pipeline.prepare(name, profile, verdicts)
+
+def journal_use(journal_file: str | None, no_journal: bool, record: bool) -> pipeline.JournalUse | None:
+    return None if no_journal else pipeline.JournalUse(journal_file, record)
 
 
 @cli.command()
@@ -174,29 +172,27 @@ def build(ctx, routine_name, output, journal_file, no_journal, **opts):
     The build is recorded in your journal (see `windown log`), and the journal's changes are listed
     below the summary; --no-journal builds without it.
     """
-    from windown import export, journal
+    from windown import journal
 
     enc = flag_values(opts, settings.ENCODING)
     settings.check_encoding(enc)
-    r, changes = personalised(routine_name, opts, journal_file, not no_journal)
-    out = Path(output) if output else pipeline.default_output(r)
-    encoding = export.Encoding.choose(enc.get("bitrate"), enc.get("quality"), enc.get("mono", False))
-    record = not no_journal and r.settings.journal
-    if record:  # a foreign or read-only journal is reported before minutes of work, not after
-        journal.open_journal(journal.default_path(journal_file)).close()
     progress = Progress(ctx)
-    result = pipeline.build(r, out, changes=changes, loudness_lufs=enc.get("loudness", settings.default("loudness")),
-                            encoding=encoding, on_progress=progress.update)
+    result = pipeline.build(routine_name, Path(output) if output else None, profile=profile_from(opts),
+                            journal_use=journal_use(journal_file, no_journal, record=True),
+                            loudness_lufs=enc.get("loudness", settings.default("loudness")),
+                            encoding=export.Encoding.choose(enc.get("bitrate"), enc.get("quality"),
+                                                            enc.get("mono", False)),
+                            on_progress=progress.update)
     progress.done()
-    if record:
-        journal.record_session(journal_file, journal.session_of(r, result, routine_name))
+    if not no_journal and result.routine.settings.journal:
+        journal.record_session(journal_file, journal.session_of(result, routine_name))
     if ctx.quiet:  # -q silences the progress bar and this summary alike; errors still print
         return
     minutes, seconds = divmod(int(round(result.duration_s)), 60)
     click.echo(f"{result.mp3}: {minutes}:{seconds:02d}, {result.size_bytes / 1e6:.1f} MB, "
                f"{result.loudness_lufs:.1f} LUFS, peak {result.peak_db:.1f} dBFS; "
                f"sidecars: {', '.join(p.suffix for p in result.sidecars)}")
-    for change in changes:
+    for change in result.changes:
         click.echo(f"  * {change}")
 
 
@@ -241,27 +237,27 @@ def script(ctx, routine_name, as_json, journal_file, no_journal, **opts):
     Example:
       windown script bedtime-lower-back --pace slow
     """
-    r, changes = personalised(routine_name, opts, journal_file, not no_journal)
+    r, changes = personalised(routine_name, opts, journal_use(journal_file, no_journal, record=False))
     p = pipeline.plan(r, changes)
     tl = p.timeline
-    cues = pipeline.cue_list(tl, p.words)
-    chapters = [{"title": c.label, "start_ms": round(tl.ms(c.start)), "end_ms": round(tl.ms(c.stop)),
+    cues = export.cue_list(tl, p.clips.words)
+    chapters = [{"title": c.label, "start_ms": round(tl.ms(c.start_frame)), "end_ms": round(tl.ms(c.stop_frame)),
                  **({"stretch": c.stretch} if c.stretch else {})} for c in tl.chapters]
     if as_json:
-        click.echo(json.dumps({"title": r.title, "total_ms": round(tl.ms(tl.end)), "changes": changes,
+        click.echo(json.dumps({"title": r.title, "total_ms": round(tl.ms(tl.end_frame)), "changes": changes,
                                "chapters": chapters, "cues": cues,
-                               "holds": [{"start_ms": round(tl.ms(h.start)), "end_ms": round(tl.ms(h.stop)),
+                               "holds": [{"start_ms": round(tl.ms(h.start_frame)), "end_ms": round(tl.ms(h.stop_frame)),
                                           "label": h.label} for h in tl.holds]}, indent=2))
         return
     click.echo(r.title)
     for change in changes:
         click.echo(f"  * {change}")
-    events = sorted([(c.start, 0, f"\n== {c.label} ==") for c in tl.chapters] +
-                    [(e.start, 1, f"{_clock(tl.ms(e.start))}  " + (e.text if e.kind == "speech" else "(chime)"))
+    events = sorted([(c.start_frame, 0, f"\n== {c.label} ==") for c in tl.chapters] +
+                    [(e.start_frame, 1, f"{_clock(tl.ms(e.start_frame))}  " + (e.text if e.kind == "speech" else "(chime)"))
                      for e in tl.events])
     for _, _, line in events:
         click.echo(line)
-    click.echo(f"\ntotal {_clock(tl.ms(tl.end))} (then the bed plays on for "
+    click.echo(f"\ntotal {_clock(tl.ms(tl.end_frame))} (then the bed plays on for "
                f"{source.format_duration(r.settings.tail_ms)})")
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import datetime
 import errno
 import html
 import json
@@ -29,7 +30,8 @@ from typing import IO, Iterable, Iterator
 import numpy as np
 
 from windown import atomic
-from windown.errors import BuildError, MissingToolError
+from windown.errors import BuildError, MissingToolError, UserError
+from windown.timeline import Timeline
 
 INSTALL_HINT = "Run ./scripts/setup, or install the Debian package ffmpeg"
 STOP_TIMEOUT_S = 2.0
@@ -338,6 +340,76 @@ def _text_body(text: str, *, lang: bytes | None = None, desc: str | None = None)
     if desc is not None:
         out += encode(desc) + terminator
     return out + encode(text)
+
+
+# --- the track: checks before the work, then the MP3 and its sidecars --------------------------------
+
+def check_output(out: Path) -> None:
+    """Everything that would stop the export, said before minutes of work: the place and the encoder."""
+    folder = out.parent if str(out.parent) else Path(".")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"cannot create the output folder ({exc.strerror})",
+                        "Choose another place with -o", path=folder) from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise UserError("the output folder is not writable", "Choose another place with -o, or fix its permissions",
+                        path=folder)
+    if out.is_dir():
+        raise UserError("the output path is a folder", "Give a file name ending in .mp3", path=out)
+    ffmpeg_path()
+
+
+@dataclass(frozen=True)
+class Written:
+    mp3: Path
+    sidecars: list[Path]
+    duration_s: float
+    size_bytes: int
+
+
+def track_tags(title: str) -> dict[str, str]:
+    return {"title": title, "artist": "windown", "album": "windown", "genre": "Meditation",
+            "date": str(datetime.date.today().year), "comment": "Made with windown"}
+
+
+def write_track(blocks: Iterable[np.ndarray], out: Path, *, title: str, timeline: Timeline, total_frames: int,
+                words: dict, settings: dict, encoding: Encoding) -> Written:
+    """The MP3 (tags and chapters) from the rendered blocks, then its transcripts and cue sheet."""
+    rate = timeline.sample_rate
+    total_ms = total_frames * 1000 // rate
+    chapters = chapter_list(timeline, total_ms)
+    size = encode_mp3(blocks, out, sample_rate=rate, tags=track_tags(title), chapters=chapters, encoding=encoding)
+    sheet = cue_sheet(title=title, duration_s=total_ms / 1000, speech_end_s=timeline.speech_end_frame / rate,
+                      cues=cue_list(timeline, words), chapters=chapters, settings=settings)
+    return Written(out, write_sidecars(out, sheet), total_ms / 1000, size)
+
+
+def chapter_list(tl: Timeline, total_ms: int) -> list[Chapter]:
+    """The timeline's chapters in ms; the last one runs to the end of the sleep tail."""
+    out = []
+    for i, span in enumerate(tl.chapters):
+        end_ms = total_ms if i == len(tl.chapters) - 1 else int(tl.ms(span.stop_frame))
+        out.append(Chapter(span.label, int(tl.ms(span.start_frame)), end_ms, span.stretch))
+    return out
+
+
+def cue_list(tl: Timeline, words: dict | None = None) -> list[dict]:
+    """Every spoken cue in ms; with `words` (clip-relative word timings from the engine), each cue also
+    gets its words in track seconds."""
+    out = []
+    for e in tl.events:
+        if e.kind != "speech":
+            continue
+        cue = {"start_ms": int(round(tl.ms(e.start_frame))), "end_ms": int(round(tl.ms(e.stop_frame))),
+               "text": e.text, "chapter": e.chapter or None}
+        timed = (words or {}).get((e.text, e.rate_wpm))
+        if timed:
+            start_s = e.start_frame / tl.sample_rate
+            cue["words"] = [{"start_s": round(start_s + a, 3), "end_s": round(start_s + b, 3), "text": w}
+                            for a, b, w in timed]
+        out.append(cue)
+    return out
 
 
 # --- transcripts and the cue sheet ---------------------------------------------------------------

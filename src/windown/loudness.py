@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import math
+from typing import Iterable, Iterator
 
 import numpy as np
 
@@ -121,6 +122,12 @@ class Meter:
             sums = squares[:, : whole * self.hop].reshape(self.channels, whole, self.hop).sum(axis=2, dtype=np.float64)
             self.energies.append(sums.T)
         self.pending = squares[:, whole * self.hop:].copy()
+
+    def metered(self, blocks: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+        """`blocks` passed on unchanged, each measured on its way (to the encoder)."""
+        for block in blocks:
+            self.add(block)
+            yield block
 
     def integrated_lufs(self) -> float:
         """Gated integrated loudness; -inf for silence or anything shorter than one 400 ms block."""

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import datetime
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
-
-from windown import ambient, compose, export, loudness, personalise, routine, settings, speech, timeline
-from windown.errors import UserError
+from windown import ambient, compose, export, journal, loudness, personalise, routine, settings, speech, timeline
 from windown.render import Mix, Renderer
 
 SAMPLE_RATE = speech.SAMPLE_RATE
@@ -19,20 +15,19 @@ SAMPLE_RATE = speech.SAMPLE_RATE
 
 @dataclass
 class Plan:
-    """Everything decided before any audio is rendered."""
+    """Everything decided before any audio is rendered (what `windown script` shows)."""
 
     routine: routine.Routine
     script: compose.Script
     timeline: timeline.Timeline
-    clips: dict[tuple[str, int], np.ndarray]
-    engine: str
-    voice: str
-    synthesised: int = 0
-    words: dict[tuple[str, int], list[tuple[float, float, str]]] = field(default_factory=dict)  # piper only
+    clips: speech.Clips  # with the engine and voice that spoke them, and word timings where it gives them
+    changes: list[str] = field(default_factory=list)
 
 
 @dataclass
 class Result:
+    routine: routine.Routine  # as personalised: what the track contains, for the journal
+    changes: list[str]
     mp3: Path
     sidecars: list[Path]
     duration_s: float
@@ -41,42 +36,60 @@ class Result:
     loudness_lufs: float | None  # measured from the rendered mix; None when the build was asked not to
     peak_db: float | None
     synthesised: int
-    changes: list[str] = field(default_factory=list)
-    guided_ms: int = 0  # up to the end of the closing words (what the journal records)
-    engine: str = ""
-    voice: str = ""
+    guided_ms: int  # up to the end of the closing words (what the journal records)
+    engine: str
+    voice: str
 
 
-def prepare(name: str, profile: personalise.Profile | None = None, verdicts: list[personalise.Verdict] | None = None
-            ) -> tuple[routine.Routine, list[str]]:
+@dataclass(frozen=True)
+class JournalUse:
+    """How a build uses the journal: read its verdicts, and whether the caller will record the night."""
+
+    path: str | os.PathLike | None = None  # None: $WINDOWN_JOURNAL or the default file
+    record: bool = True
+
+
+def prepare(source: str | routine.Routine, profile: personalise.Profile | None = None,
+            journal_use: JournalUse | None = None) -> tuple[routine.Routine, list[str]]:
     """Load and personalise: the routine as this person will hear it, plus what changed and why.
 
-    A target length is fitted against the real timeline (real clip lengths), so it holds in the MP3.
-    `verdicts` come from the journal (journal.verdicts_at); none without one.
+    `source` is a routine file or preset name, or a routine a batch worker was sent already loaded.
+    With `journal_use`, the journal's verdicts shape the track (unless the settings say `journal:
+    false`, when it is not even read). A target length is fitted against real timelines: each try
+    is composed, spoken and placed (`guided_ms`), so the length holds in the MP3.
     """
-    return personalise.personalise(routine.load(name), profile or personalise.Profile(), guided_ms, verdicts or ())
+    r = source if isinstance(source, routine.Routine) else routine.load(source)
+    profile = profile or personalise.Profile()
+    verdicts: list[personalise.Verdict] = []
+    if journal_use is not None and personalise.apply_settings(r, profile).journal:
+        path = journal.default_path(journal_use.path)
+        if journal_use.record:  # a foreign or read-only journal is reported before minutes of work, not after
+            journal.open_journal(path).close()
+        verdicts = journal.verdicts_at(path)
+    return personalise.personalise(r, profile, guided_ms, verdicts)
 
 
 def guided_ms(r: routine.Routine) -> int:
     """The length of the guided part (up to the end of the closing words), from the placed timeline."""
-    p = plan(r)
-    return int(p.timeline.ms(p.timeline.end))
+    tl = plan(r).timeline
+    return int(tl.ms(tl.end_frame))
 
 
-def plan(r: routine.Routine, changes: list[str] | None = None, *, cache_dir: Path | None = None,
-         on_synth: Callable[[int], None] | None = None) -> Plan:
+def plan(r: routine.Routine, changes: list[str] | None = None, *, cache_dir: Path | None = None) -> Plan:
     """Compose, speak and place: the exact timed script with real clip lengths."""
     script = compose.compose(r, changes)
+    clips = speak(script, r, cache_dir)
+    tl = timeline.place(script, {k: len(v) for k, v in clips.items()}, SAMPLE_RATE, ambient.chime_frames())
+    return Plan(r, script, tl, clips, list(changes or []))
+
+
+def speak(script: compose.Script, r: routine.Routine, cache_dir: Path | None = None) -> speech.Clips:
+    """Every cue of the script as a clip, from the cache or the routine's engine and voice."""
     engine = speech.get_engine(r.settings.voice.engine)
     engine.check()
     voice = speech.resolve_voice(engine, r.settings.voice.voice)
     requests = [speech.Request(s.text, s.rate_wpm, s.line) for s in script.says()]
-    synthesised = []
-    clips = speech.speak(requests, engine, voice, routine_path=r.path, cache_dir=cache_dir,
-                         on_synth=lambda n: (synthesised.append(n), on_synth and on_synth(n)))
-    chime_frames = len(ambient.chime(SAMPLE_RATE))
-    tl = timeline.place(script, {k: len(v) for k, v in clips.items()}, SAMPLE_RATE, chime_frames)
-    return Plan(r, script, tl, clips, engine.name, voice, sum(synthesised), getattr(clips, "words", {}))
+    return speech.speak(requests, engine, voice, routine_path=r.path, cache_dir=cache_dir)
 
 
 def mix_for(r: routine.Routine, loudness_lufs: float = -18.0) -> Mix:
@@ -94,89 +107,41 @@ def safe_name(name: str) -> str:
     return cleaned[:100] or "track"
 
 
-def build(r: routine.Routine, out: Path, *, changes: list[str] | None = None, loudness_lufs: float = -18.0,
+def build(source: str | routine.Routine, out: Path | None = None, *, profile: personalise.Profile | None = None,
+          journal_use: JournalUse | None = None, loudness_lufs: float = -18.0,
           encoding: export.Encoding = export.Encoding.choose(), cache_dir: Path | None = None,
           on_progress: Callable[[str, int, int], None] | None = None, measure: bool = True) -> Result:
-    """Build one MP3 and its sidecars. Nothing is written unless every stage succeeds.
+    """Build one MP3 and its sidecars, stage by stage. Nothing is written unless every stage succeeds.
 
     `measure` meters the mix as it streams (BS.1770 loudness and sample peak, for the summary line).
     It costs about a tenth of a build's CPU; batch jobs, which report no loudness, turn it off.
+    The caller records the night in the journal (`journal.session_of(result)`), where the track lands.
     """
-    out = Path(out)
-    check_output(out)
-    export.ffmpeg_path()  # a missing encoder is reported before minutes of work, not after
+    progress = on_progress or (lambda stage, done, total: None)
+    r, changes = prepare(source, profile, journal_use)                                       # load, personalise
+    out = Path(out) if out is not None else default_output(r)
+    export.check_output(out)  # a bad output place, a missing encoder or sound file: said before minutes of work
     bed = ambient.load_bed(r.settings.ambient.sound, sample_rate=SAMPLE_RATE, origin=r.settings.ambient.origin)
-    if on_progress:
-        on_progress("speech", 0, 1)
-    p = plan(r, changes, cache_dir=cache_dir)
+    progress("speech", 0, 1)
+    script = compose.compose(r, changes)                                                     # compose
+    clips = speak(script, r, cache_dir)                                                      # speak
+    tl = timeline.place(script, {k: len(v) for k, v in clips.items()}, SAMPLE_RATE,          # place
+                        ambient.chime_frames())
     mix = mix_for(r, loudness_lufs)
-    renderer = Renderer(p.timeline, p.clips, bed, mix)
+    renderer = Renderer(tl, clips, bed, mix)                                                 # render
+    blocks = renderer.blocks(lambda done, total: progress("render", done, total))
     meter = loudness.Meter(SAMPLE_RATE, 2) if measure else None
-
-    def metered():
-        for block in renderer.blocks(lambda done, total: on_progress and on_progress("render", done, total)):
-            if meter is not None:
-                meter.add(block)
-            yield block
-
-    total_ms = renderer.total_frames * 1000 // SAMPLE_RATE
-    chapters = chapter_list(p.timeline, total_ms)
-    tags = {"title": r.title, "artist": "windown", "album": "windown", "genre": "Meditation",
-            "date": str(datetime.date.today().year), "comment": "Made with windown"}
-    size = export.encode_mp3(metered(), out, sample_rate=SAMPLE_RATE, tags=tags, chapters=chapters,
-                             encoding=encoding)
-    sheet = export.cue_sheet(title=r.title, duration_s=total_ms / 1000, speech_end_s=p.timeline.speech_end / SAMPLE_RATE,
-                             cues=cue_list(p.timeline, p.words), chapters=chapters, settings=settings_summary(p, mix))
-    sidecars = export.write_sidecars(out, sheet)
-    lufs, peak_db = (meter.integrated_lufs(), meter.peak_db) if meter is not None else (None, None)
-    return Result(out, sidecars, total_ms / 1000, p.timeline.speech_end / SAMPLE_RATE, size,
-                  lufs, peak_db, p.synthesised, list(changes or []), int(p.timeline.ms(p.timeline.end)), p.engine,
-                  p.voice)
+    written = export.write_track(meter.metered(blocks) if meter else blocks, out, title=r.title,  # export
+                                 timeline=tl, total_frames=renderer.total_frames, words=clips.words,
+                                 settings=settings_summary(r, clips, mix), encoding=encoding)
+    return Result(r, changes, written.mp3, written.sidecars, written.duration_s, tl.speech_end_frame / SAMPLE_RATE,
+                  written.size_bytes, meter.integrated_lufs() if meter else None, meter.peak_db if meter else None,
+                  clips.synthesised, int(tl.ms(tl.end_frame)), clips.engine, clips.voice)
 
 
-def check_output(out: Path) -> None:
-    folder = out.parent if str(out.parent) else Path(".")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UserError(f"cannot create the output folder ({exc.strerror})",
-                        "Choose another place with -o", path=folder) from None
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise UserError("the output folder is not writable", "Choose another place with -o, or fix its permissions",
-                        path=folder)
-    if out.is_dir():
-        raise UserError("the output path is a folder", "Give a file name ending in .mp3", path=out)
-
-
-def chapter_list(tl: timeline.Timeline, total_ms: int) -> list[export.Chapter]:
-    out = []
-    for i, span in enumerate(tl.chapters):
-        end_ms = total_ms if i == len(tl.chapters) - 1 else int(tl.ms(span.stop))
-        out.append(export.Chapter(span.label, int(tl.ms(span.start)), end_ms, span.stretch))
-    return out
-
-
-def cue_list(tl: timeline.Timeline, words: dict | None = None) -> list[dict]:
-    """Every spoken cue; with `words` (clip-relative word timings from the engine), each cue also
-    gets its words in track seconds."""
-    out = []
-    for e in tl.events:
-        if e.kind != "speech":
-            continue
-        cue = {"start_ms": int(round(tl.ms(e.start))), "end_ms": int(round(tl.ms(e.stop))), "text": e.text,
-               "chapter": e.chapter or None}
-        timed = (words or {}).get((e.text, e.rate_wpm))
-        if timed:
-            start_s = e.start / tl.sample_rate
-            cue["words"] = [{"start_s": round(start_s + a, 3), "end_s": round(start_s + b, 3), "text": w}
-                            for a, b, w in timed]
-        out.append(cue)
-    return out
-
-
-def settings_summary(p: Plan, mix: Mix) -> dict:
+def settings_summary(r: routine.Routine, clips: speech.Clips, mix: Mix) -> dict:
     """The cue sheet's `settings`: every setting from the table, the voice the engine resolved, and the mix."""
-    out = settings.summary(p.routine.settings)
-    out.update(engine=p.engine, voice=p.voice, tail_s=mix.tail_ms / 1000, loudness_lufs=mix.loudness_lufs,
+    out = settings.summary(r.settings)
+    out.update(engine=clips.engine, voice=clips.voice, tail_s=mix.tail_ms / 1000, loudness_lufs=mix.loudness_lufs,
                sample_rate=SAMPLE_RATE)
     return out

@@ -46,25 +46,25 @@ MIN_TAIL_MS = 4000  # even with --tail 0 the bed fades out rather than stopping 
 class Renderer:
     def __init__(self, timeline: Timeline, clips: dict[tuple[str, int], np.ndarray], bed: ambient.Bed | None,
                  mix: Mix, chime: np.ndarray | None = None):
-        self.sr = timeline.sample_rate
+        self.sample_rate = timeline.sample_rate
         self.clips = clips
         self.bed = bed
         self.mix = mix
-        self.chime = chime if chime is not None else ambient.chime(self.sr)
+        self.chime = chime if chime is not None else ambient.chime(self.sample_rate)
         self.events = timeline.events
-        self.starts = np.array([e.start for e in self.events], dtype=np.int64)
-        self.stops = np.array([e.stop for e in self.events], dtype=np.int64)
+        self.starts = np.array([e.start_frame for e in self.events], dtype=np.int64)
+        self.stops = np.array([e.stop_frame for e in self.events], dtype=np.int64)
         self.speech = [e for e in self.events if e.kind == "speech"]
-        self.speech_starts = np.array([e.start for e in self.speech], dtype=np.int64)
-        self.speech_stops = np.array([e.stop for e in self.speech], dtype=np.int64)
-        self.tail_frames = self.sr * max(mix.tail_ms, MIN_TAIL_MS) // 1000
-        self.total_frames = timeline.end + self.tail_frames
+        self.speech_starts = np.array([e.start_frame for e in self.speech], dtype=np.int64)
+        self.speech_stops = np.array([e.stop_frame for e in self.speech], dtype=np.int64)
+        self.tail_frames = self.sample_rate * max(mix.tail_ms, MIN_TAIL_MS) // 1000
+        self.total_frames = timeline.end_frame + self.tail_frames
         voice_stereo_lufs = VOICE_LUFS + STEREO_GAIN_DB
         self.bed_gain = 10 ** ((voice_stereo_lufs + mix.ambient_level_db - ambient.BED_LUFS) / 20)
         self.chime_gain = 10 ** ((voice_stereo_lufs + mix.chime_level_db - ambient.CHIME_LUFS) / 20)
         self.master_gain = 10 ** ((mix.loudness_lufs - self.predicted_lufs()) / 20)
         self.ceiling = 10 ** (mix.ceiling_db / 20)
-        self.halo = self.sr // 25  # the limiter looks 40 ms either side of each block
+        self.halo = self.sample_rate // 25  # the limiter looks 40 ms either side of each block
 
     # -- gains -------------------------------------------------------------------------------------
 
@@ -75,12 +75,12 @@ class Renderer:
         sits at plain gain; the renderer calls this for every frame of the track.
         """
         gain = np.full(len(t), self.bed_gain, dtype=np.float32)
-        fade_in = self.sr * self.mix.fade_in_ms / 1000
+        fade_in = self.sample_rate * self.mix.fade_in_ms / 1000
         i = np.searchsorted(t, fade_in)
         if i:
             gain[:i] *= np.sin(t[:i] / fade_in * (np.pi / 2)) ** 2
-        fade_stop = self.total_frames - self.sr  # the final second is silent
-        fade_frames = self.sr * min(self.mix.tail_fade_ms, self.tail_frames * 1000 // self.sr - 1000) / 1000
+        fade_stop = self.total_frames - self.sample_rate  # the final second is silent
+        fade_frames = self.sample_rate * min(self.mix.tail_fade_ms, self.tail_frames * 1000 // self.sample_rate - 1000) / 1000
         i = np.searchsorted(t, fade_stop - fade_frames)
         if i < len(t):
             x = np.clip((t[i:] - (fade_stop - fade_frames)) / max(1.0, fade_frames), 0, 1)
@@ -95,8 +95,8 @@ class Renderer:
         """How far the bed ducks at frames t (ascending), as (amount 0..1, lo, hi) for t[lo:hi]; None when
         no phrase is near. 1 while a phrase plays, with sin² ramps over the attack before it and the
         release after it."""
-        attack = self.sr * self.mix.attack_ms // 1000
-        release = self.sr * self.mix.release_ms // 1000
+        attack = self.sample_rate * self.mix.attack_ms // 1000
+        release = self.sample_rate * self.mix.release_ms // 1000
         a, b = t[0], t[-1] + 1
         near = np.nonzero((self.speech_starts - attack < b) & (self.speech_stops + release > a))[0]
         if not len(near):
@@ -121,11 +121,11 @@ class Renderer:
         Speech never overlaps, so each clip's and chime's energy is binned at its position (100 ms bins,
         as the BS.1770 meter does); the bed adds its known power times its gain in each bin.
         """
-        hop = self.sr // 10
+        hop = self.sample_rate // 10
         bins = np.zeros(self.total_frames // hop + 2)
 
         def k_weighted(x: np.ndarray) -> np.ndarray:
-            return loudness.k_filter(x, self.sr).astype(np.float64)
+            return loudness.k_filter(x, self.sample_rate).astype(np.float64)
 
         def add(start: int, energy: np.ndarray) -> None:
             energy = energy[: max(0, self.total_frames - start)]
@@ -134,7 +134,7 @@ class Renderer:
 
         starts_by_clip: dict[tuple[str, int], list[int]] = {}  # "And out." recurs: filter each clip once
         for e in self.speech:
-            starts_by_clip.setdefault((e.text, e.rate_wpm), []).append(e.start)
+            starts_by_clip.setdefault((e.text, e.rate_wpm), []).append(e.start_frame)
         for key, starts in starts_by_clip.items():
             energy = 2 * k_weighted(self.clips[key]) ** 2  # one clip's energy at a time keeps memory flat
             for start in starts:
@@ -142,7 +142,7 @@ class Renderer:
         chime_energy = (k_weighted(self.chime) ** 2).sum(axis=1)
         for e in self.events:
             if e.kind == "chime":  # chimes pass the gates too, and pull the average down
-                add(e.start, chime_energy * (self.chime_gain * 10 ** (e.gain_db / 20)) ** 2)
+                add(e.start_frame, chime_energy * (self.chime_gain * 10 ** (e.gain_db / 20)) ** 2)
         if self.bed is not None:
             bed_power = 10 ** ((ambient.BED_LUFS + 0.691) / 10)  # mean square summed over both channels
             centres = np.arange(len(bins)) * hop + hop // 2
@@ -167,12 +167,12 @@ class Renderer:
         return out
 
     def add_event(self, out: np.ndarray, a: int, lo: int, hi: int, e: Event) -> None:
-        s, t = max(lo, e.start), min(hi, e.stop)
+        s, t = max(lo, e.start_frame), min(hi, e.stop_frame)
         if e.kind == "speech":
-            piece = self.clips[(e.text, e.rate_wpm)][s - e.start:t - e.start]
+            piece = self.clips[(e.text, e.rate_wpm)][s - e.start_frame:t - e.start_frame]
             out[s - a:t - a] += piece[:, None]
         else:
-            piece = self.chime[s - e.start:min(t - e.start, len(self.chime))]
+            piece = self.chime[s - e.start_frame:min(t - e.start_frame, len(self.chime))]
             gain = self.chime_gain * 10 ** (e.gain_db / 20)
             out[s - a:s - a + len(piece)] += piece * np.float32(gain)
 
@@ -184,9 +184,9 @@ class Renderer:
             block = wide[self.halo:self.halo + (b - a)]
             if np.abs(wide).max(initial=0.0) > self.ceiling:  # rare: most blocks need no limiting at all
                 magnitude = np.maximum(np.abs(wide[:, 0]), np.abs(wide[:, 1]))  # one gain for both channels
-                gain = limiter_gain(magnitude, self.sr, self.ceiling)
+                gain = limiter_gain(magnitude, self.sample_rate, self.ceiling)
                 block = block * gain[self.halo:self.halo + (b - a), None]
-            silent_from = self.total_frames - self.sr
+            silent_from = self.total_frames - self.sample_rate
             if b > silent_from:
                 block[max(0, silent_from - a):] = 0.0
             if on_progress:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from windown import source
-from windown.errors import RoutineError, UserError
+from windown.errors import RoutineError
 from windown.source import Fields, Map
 
 MAX_TRACK_MS = 3 * 3_600_000  # a routine, or a target length, longer than this is a mistake
@@ -400,16 +400,6 @@ def _relative_to(file_path: str | None, sound: str) -> str:
     if candidate.is_absolute() or file_path is None:
         return str(candidate)
     return str(Path(file_path).resolve().parent / candidate)
-
-
-def from_flags(values: dict[str, Any]) -> dict[str, Any]:
-    """Command-line or form values {setting key: raw value} -> checked values; unset ones dropped."""
-    out = {}
-    for key, raw in values.items():
-        if raw is None or raw == "" or raw == ():
-            continue
-        out[key] = BY_KEY[key].parse_flag(raw)
-    return out
 
 
 def apply(s: Settings, values: dict[str, Any]) -> Settings:

@@ -16,8 +16,8 @@ SLOT_GUARD_MS = 100  # a cue inside a hold must finish at least this long before
 
 @dataclass(frozen=True)
 class Event:
-    start: int  # samples
-    length: int  # samples
+    start_frame: int
+    length_frames: int
     kind: str  # "speech" or "chime"
     text: str = ""
     rate_wpm: int = 0
@@ -26,14 +26,14 @@ class Event:
     gain_db: float = 0.0  # chimes only: a softer strike inside a hold
 
     @property
-    def stop(self) -> int:
-        return self.start + self.length
+    def stop_frame(self) -> int:
+        return self.start_frame + self.length_frames
 
 
 @dataclass(frozen=True)
 class Span:
-    start: int
-    stop: int
+    start_frame: int
+    stop_frame: int
     label: str
     line: int = 0
     stretch: str | None = None  # chapters only: the stretch id
@@ -45,11 +45,11 @@ class Timeline:
     events: list[Event] = field(default_factory=list)
     chapters: list[Span] = field(default_factory=list)  # the last one ends at `end` (the tail is added later)
     holds: list[Span] = field(default_factory=list)
-    end: int = 0  # the end of the guided part
+    end_frame: int = 0  # the end of the guided part
 
     @property
-    def speech_end(self) -> int:
-        return max((e.stop for e in self.events if e.kind == "speech"), default=0)
+    def speech_end_frame(self) -> int:
+        return max((e.stop_frame for e in self.events if e.kind == "speech"), default=0)
 
     def ms(self, samples: int) -> float:
         return samples * 1000 / self.sample_rate
@@ -78,7 +78,7 @@ def place(script: Script, clip_frames: dict[tuple[str, int], int], sample_rate: 
         elif isinstance(item, Say):
             event = speech_event(item, cursor)
             tl.events.append(event)
-            cursor = event.stop
+            cursor = event.stop_frame
         elif isinstance(item, Gap):
             cursor += to_samples(item.gap_ms, sample_rate)
         elif isinstance(item, Chime):
@@ -95,18 +95,18 @@ def place(script: Script, clip_frames: dict[tuple[str, int], int], sample_rate: 
                     continue
                 event = speech_event(inner.item, start)
                 slot = to_samples(inner.slot_ms - SLOT_GUARD_MS, sample_rate)
-                if event.length > slot or event.stop > cursor + length:
+                if event.length_frames > slot or event.stop_frame > cursor + length:
                     raise RoutineError(
-                        f"the words \"{inner.item.text}\" take {event.length / sample_rate:.1f}s but fit only "
+                        f"the words \"{inner.item.text}\" take {event.length_frames / sample_rate:.1f}s but fit only "
                         f"{max(0, inner.slot_ms - SLOT_GUARD_MS) / 1000:.1f}s inside {item.label}",
                         "Lengthen the hold or the breath phase, slow the breathing pattern, or use fewer words",
                         path=script.path, line=inner.item.line or item.line)
                 tl.events.append(event)
             cursor += length
-    tl.end = cursor
+    tl.end_frame = cursor
     for i, (title, start, line, stretch) in enumerate(chapter_starts):
         stop = chapter_starts[i + 1][1] if i + 1 < len(chapter_starts) else cursor
         if stop > start or i + 1 == len(chapter_starts):
             tl.chapters.append(Span(start, stop, title, line, stretch))
-    tl.events.sort(key=lambda e: e.start)
+    tl.events.sort(key=lambda e: e.start_frame)
     return tl

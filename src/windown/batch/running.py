@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Protocol
 
-from windown import errors, personalise, pipeline, routine
+from windown import errors, export, personalise, pipeline, routine
 from windown.batch.fingerprint import Prepared, prepare, stale_reason
 from windown.batch.jobs import Event, Job, Outcome
 from windown.batch.shelf import track_info, write_track
@@ -64,19 +64,13 @@ class Executor(Protocol):
     def run(self, tasks: list[Task], finish: Finish) -> None: ...
 
 
-def personalised(r: routine.Routine, profile: personalise.Profile) -> tuple[routine.Routine, list[str]]:
-    """Personalise as `windown build` does (pipeline.prepare, from a loaded routine): a target length is
-    fitted against the real timeline."""
-    return personalise.personalise(r, profile, pipeline.guided_ms)
-
-
 def build_task(task: Task) -> dict:
     """Run in a worker: build into a private temporary folder and return the files as bytes.
 
     Never raises: a failed build answers with its one-line reason, a bug with its traceback as text
     (saved by the process that reports it, which may be on another machine).
     """
-    from windown import export, journal
+    from windown import journal
 
     try:
         with tempfile.TemporaryDirectory(prefix="windown-batch-") as tmp:
@@ -85,15 +79,16 @@ def build_task(task: Task) -> dict:
                 local = Path(tmp) / f"ambient-{task.ambient_name}"
                 local.write_bytes(task.ambient_bytes)
                 profile = dataclasses.replace(profile, flags={**profile.flags, "ambient.sound": str(local)})
-            r, changes = personalised(task.routine, profile)
             encoding = export.Encoding.choose(task.bitrate_kbps, task.quality, task.mono)
-            result = pipeline.build(r, Path(tmp) / f"{task.stem}.mp3", changes=changes,
+            # a shelf is built as written: the journal records what was built but adapts nothing
+            result = pipeline.build(task.routine, Path(tmp) / f"{task.stem}.mp3", profile=profile,
                                     loudness_lufs=task.loudness_lufs, encoding=encoding,
                                     measure=False)  # the shelf's table shows no loudness: skip the meter
             files = {p.suffix: p.read_bytes() for p in (result.mp3, *result.sidecars)}
-        return {"ok": True, "files": files, "title": r.title, "duration_s": result.duration_s,
+        return {"ok": True, "files": files, "title": result.routine.title, "duration_s": result.duration_s,
                 "synthesised": result.synthesised,
-                "session": journal.session_of(r, result, r.path, "batch") if r.settings.journal else None}
+                "session": journal.session_of(result, task.routine.path, "batch")
+                if result.routine.settings.journal else None}
     except UserError as exc:
         return {"ok": False, "reason": str(exc)}
     except Exception as exc:  # a bug: still one line in the table, and the other jobs go on
@@ -139,7 +134,7 @@ def run(jobs: list[Job], workers: int | None = None, force: bool = False, schedu
             continue
         owners[key] = i
         try:
-            pipeline.check_output(job.output)
+            export.check_output(job.output)
             prepared = prepare(job)
             why = "--force" if force else stale_reason(job, prepared)
             task = None if why is None else _task(i, job, prepared, remote=executor.remote)

@@ -65,18 +65,18 @@ def entry_from(answers: dict[str, str | None]) -> Entry:
                                                                               answers.get("pain_waking")))
 
 
-def session_of(r, result, routine: str, source_name: str = "cli") -> Session:
-    """What a finished build contained: `r` is the personalised routine, `result` the pipeline.Result."""
+def session_of(result, routine: str, source_name: str = "cli") -> Session:
+    """What a finished build contained (`result` is its pipeline.Result; `routine` the name it was asked for)."""
     from windown.routine import StretchStep
 
     stretches = []
-    for step in r.steps:
+    for step in result.routine.steps:
         if isinstance(step, StretchStep):
             st = step.stretch
             hold = step.hold_ms or (st.hold_ms.default if st.hold_ms else None)
             stretches.append(SessionStretch(st.id, hold if st.kind not in ("flow", "reps") else None))
-    return Session(now(), routine, r.title, tuple(stretches), int(result.guided_ms), result.engine, result.voice,
-                   str(Path(result.mp3).resolve()), source_name)
+    return Session(now(), routine, result.routine.title, tuple(stretches), int(result.guided_ms), result.engine,
+                   result.voice, str(Path(result.mp3).resolve()), source_name)
 
 
 def record_session(path: str | os.PathLike | None, session: Session) -> int:

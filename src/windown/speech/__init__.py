@@ -14,8 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Protocol
 
-import numpy as np
-
 from windown.errors import BuildError, UserError
 from windown.source import closest
 from windown.speech import cache as clip_cache
@@ -92,11 +90,14 @@ def resolve_voice(engine: Engine, voice: str | None) -> str:
 
 class Clips(dict):
     """(text, rate) -> float32 clip, plus `words`: (text, rate) -> [(start_s, end_s, word)] within the
-    clip, for engines that report word timings (piper). A plain dict for everything else."""
+    clip, for engines that report word timings (piper); and what made them, for the cue sheet."""
 
-    def __init__(self):
+    def __init__(self, engine: str = "", voice: str = ""):
         super().__init__()
         self.words: dict[tuple[str, int], list[tuple[float, float, str]]] = {}
+        self.engine = engine
+        self.voice = voice
+        self.synthesised = 0  # phrases that were not in the cache
 
 
 def speak(requests: list[Request], engine: Engine, voice: str, *, routine_path: str | None = None,
@@ -112,7 +113,7 @@ def speak(requests: list[Request], engine: Engine, voice: str, *, routine_path: 
     wanted: dict[tuple[str, int], Request] = {}
     for r in requests:
         wanted.setdefault((r.text, r.rate_wpm), r)
-    out = Clips()
+    out = Clips(engine.name, voice)
     missing: dict[tuple[str, int], Path] = {}
     for key in wanted:
         path = root / engine.name / (clip_cache.clip_key(engine.name, version, voice, key[1], key[0]) + ".npy")
@@ -124,6 +125,7 @@ def speak(requests: list[Request], engine: Engine, voice: str, *, routine_path: 
             words = clip_cache.read_words(path)
             if words is not None:
                 out.words[key] = words
+    out.synthesised = len(missing)
     if on_synth:
         on_synth(len(missing))
     if not missing:

@@ -228,7 +228,7 @@ def run_build(spec: dict[str, Any], staging: str, shelf_dir: str, stem: str, con
     Errors are reported in the CLI's words (str of the UserError). SIGTERM stops the build the way
     it stops the CLI: every `finally` runs, so no temporary file is left.
     """
-    from windown import journal, personalise, pipeline, routine
+    from windown import journal, personalise, pipeline
     from windown.errors import Interrupted
 
     def on_term(signum, frame):
@@ -264,19 +264,14 @@ def run_build(spec: dict[str, Any], staging: str, shelf_dir: str, stem: str, con
         send(("progress", "preparing", 0.0))
         profile = personalise.load_profile(None, spec.get("flags") or {})
         # the journal, as `windown build` uses it: its verdicts shape the track, and the build is recorded
-        use_journal = personalise.apply_settings(routine.load(name), profile).journal
-        if use_journal:  # a foreign or read-only journal is reported before minutes of work, not after
-            journal.open_journal(journal.default_path(None)).close()
-        verdicts = journal.verdicts_at(None) if use_journal else []
-        r, changes = pipeline.prepare(name, profile, verdicts)
-        out = staging_dir / f"{stem}.mp3"
-        result = pipeline.build(r, out, changes=changes, on_progress=progress)
+        result = pipeline.build(name, staging_dir / f"{stem}.mp3", profile=profile,
+                                journal_use=pipeline.JournalUse(None, record=True), on_progress=progress)
         for sidecar in result.sidecars:
             os.replace(sidecar, shelf / sidecar.name)
         os.replace(result.mp3, shelf / result.mp3.name)  # last: from now on the track is listed
-        if use_journal:
+        if result.routine.settings.journal:
             shelved = dataclasses.replace(result, mp3=shelf / result.mp3.name)
-            journal.record_session(None, journal.session_of(r, shelved, spec.get("preset") or name, "web"))
+            journal.record_session(None, journal.session_of(shelved, spec.get("preset") or name, "web"))
         send(("done", ""))
     except UserError as exc:
         send(("failed", str(exc)))
