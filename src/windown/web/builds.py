@@ -264,10 +264,13 @@ def run_build(spec: dict[str, Any], staging: str, shelf_dir: str, stem: str, con
         send(("progress", "preparing", 0.0))
         profile = personalise.load_profile(None, spec.get("flags") or {})
         # the journal, as `windown build` uses it: its verdicts shape the track, and the build is recorded
-        use_journal = personalise.apply_settings(routine.load(name), profile).journal
+        # (the server's journal; "journal": None is `windown serve --no-journal`)
+        journal_file = spec.get("journal")
+        use_journal = ("journal" not in spec or journal_file is not None) and \
+            personalise.apply_settings(routine.load(name), profile).journal
         if use_journal:  # a foreign or read-only journal is reported before minutes of work, not after
-            journal.open_journal(journal.default_path(None)).close()
-        verdicts = journal.verdicts_at(None) if use_journal else []
+            journal.open_journal(journal.default_path(journal_file)).close()
+        verdicts = journal.verdicts_at(journal_file) if use_journal else []
         r, changes = pipeline.prepare(name, profile, verdicts)
         out = staging_dir / f"{stem}.mp3"
         result = pipeline.build(r, out, changes=changes, on_progress=progress)
@@ -276,7 +279,7 @@ def run_build(spec: dict[str, Any], staging: str, shelf_dir: str, stem: str, con
         os.replace(result.mp3, shelf / result.mp3.name)  # last: from now on the track is listed
         if use_journal:
             shelved = dataclasses.replace(result, mp3=shelf / result.mp3.name)
-            journal.record_session(None, journal.session_of(r, shelved, spec.get("preset") or name, "web"))
+            journal.record_session(journal_file, journal.session_of(r, shelved, spec.get("preset") or name, "web"))
         send(("done", ""))
     except UserError as exc:
         send(("failed", str(exc)))
