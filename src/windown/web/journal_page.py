@@ -241,8 +241,7 @@ async def log_entry(request: Request) -> Response:
     if errors or problem:
         context = await run_in_threadpool(_context, request, {which: values}, {which: errors}, problem)
         return web.render(request, "journal.html", context, 400)
-    return RedirectResponse(f"{request.app.state.base}/journal?logged={urllib.parse.quote(which)}#{which}",
-                            status_code=303)
+    return RedirectResponse(f"{request.app.state.base}/journal?logged={urllib.parse.quote(which)}", status_code=303)
 
 
 _PLOT_LOCK = threading.Lock()  # matplotlib's font cache and text layout are not for two threads at once
