@@ -143,7 +143,8 @@ def test_a_post_without_the_token_or_from_another_site_is_refused(web, diary):
     assert web.post("/journal/evening", data={"pain": "3"}).status_code == 403
     assert web.post("/journal/evening", data={"csrf": "forged", "pain": "3"}).status_code == 403
     token = csrf_of(web.get("/journal").text)
-    response = web.post("/journal/evening", data={"csrf": token, "pain": "3"}, headers={"Origin": "http://evil.example"})
+    response = web.post("/journal/evening", data={"csrf": token, "pain": "3"},
+                        headers={"Origin": "http://evil.example"})
     assert response.status_code == 403
     assert web.post("/journal/lunchtime", data={"csrf": token, "pain": "3"}).status_code == 404
     assert entries(diary) == []

@@ -57,7 +57,8 @@ def create_app(shelf: str | os.PathLike, *, secret: str | None = None, workers: 
         finally:
             queue.stop()
 
-    app_routes = routes.routes() + journal_page.routes() + [Mount("/static", StaticFiles(directory=HERE / "static"), name="static")]
+    app_routes = routes.routes() + journal_page.routes() + [Mount("/static", StaticFiles(directory=HERE / "static"),
+                                                                  name="static")]
     if secret:
         app_routes = [Mount(f"/{secret}", routes=app_routes)]
     middleware = [Middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts))] if allowed_hosts else []
