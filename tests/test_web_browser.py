@@ -160,3 +160,67 @@ def test_the_transcript_follows_word_by_word_and_chapters_work_from_the_keyboard
     start_s = float(last.get_attribute("data-start"))
     WebDriverWait(browser, 30).until(
         lambda d: d.execute_script("return arguments[0].currentTime", audio) >= start_s - 0.05)
+
+
+def _a_week_of_journal(path: Path) -> None:
+    """Seven nights of sessions and entries, as a week of `windown build` and `windown log` leaves them."""
+    import datetime
+
+    from windown import journal
+
+    now = datetime.datetime.now().astimezone().replace(microsecond=0)
+    stretches = (journal.SessionStretch("knee-to-chest", 30_000), journal.SessionStretch("cobra-easier", 20_000),
+                 journal.SessionStretch("supine-twist", 30_000))
+    with journal.open_journal(path) as diary:
+        for days_ago, (pain, sleep, waking) in zip(range(8, 1, -1), [(6, 2, 6), (5, 3, 5), (5, 3, 4), (4, 3, 4),
+                                                                     (4, 4, 3), (3, 4, 3), (3, 4, 2)]):
+            evening = (now - datetime.timedelta(days=days_ago)).replace(hour=22, minute=0, second=0)
+            diary.add_session(journal.Session(evening.isoformat(), "in-bed", "In bed", stretches, 600_000,
+                                              "espeak-ng", "en", "/nowhere/in-bed.mp3", "web"))
+            diary.add_entry(journal.Entry((evening + datetime.timedelta(minutes=20)).isoformat(), pain=pain))
+            diary.add_entry(journal.Entry((evening + datetime.timedelta(hours=9)).isoformat(), sleep=sleep,
+                                          fell_asleep_min=20, woke=1, pain_waking=waking))
+
+
+def test_log_an_evening_entry_with_the_keyboard_and_see_it_listed(server, browser, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support import expected_conditions as ready
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from windown import journal
+
+    url, shelf = server
+    path = journal.default_path(None)  # the server's, as `windown log` finds it (this test's XDG_DATA_HOME)
+    _a_week_of_journal(path)
+    browser.get(url + "/")
+    browser.find_element(By.LINK_TEXT, "Journal").click()
+    WebDriverWait(browser, 30).until(ready.title_is("Journal · windown"))
+    # keyboard only: arrows move within the pain scale, Tab to the next group, Space ticks, Enter sends
+    browser.find_element(By.ID, "pain-0").send_keys(Keys.ARROW_RIGHT * 2)
+    active = browser.switch_to.active_element
+    assert active.get_attribute("id") == "pain-2" and active.is_selected()
+    active.send_keys(Keys.TAB)
+    active = browser.switch_to.active_element
+    assert active.get_attribute("name") == "hurt" and active.get_attribute("value") == "knee-to-chest"
+    active.send_keys(Keys.SPACE)
+    browser.find_element(By.ID, "note").send_keys("calm evening")
+    browser.switch_to.active_element.send_keys(Keys.TAB)
+    for _ in range(10):  # on through the note's help to the button
+        if browser.switch_to.active_element.get_attribute("id") == "log-evening":
+            break
+        browser.switch_to.active_element.send_keys(Keys.TAB)
+    assert browser.switch_to.active_element.get_attribute("id") == "log-evening"
+    browser.switch_to.active_element.send_keys(Keys.ENTER)
+    WebDriverWait(browser, 30).until(ready.url_contains("logged=evening"))
+    recent = browser.find_element(By.ID, "recent").text
+    assert "pain 2; hurt knee-to-chest" in recent.splitlines()[0] and "calm evening" in recent
+    with journal.open_journal(path, write=False) as diary:
+        newest = diary.read().entries[-1]
+    assert (newest.pain, newest.hurt, newest.note) == (2, ("knee-to-chest",), "calm evening")
+    chart = browser.find_element(By.CSS_SELECTOR, ".chart img")
+    WebDriverWait(browser, 60).until(lambda d: d.execute_script("return arguments[0].complete && "
+                                                                "arguments[0].naturalWidth > 0", chart))
+    assert "pain" in chart.get_attribute("alt")
+    browser.set_window_size(1200, browser.execute_script("return document.body.scrollHeight") + 150)
+    save_screenshot(browser, tmp_path, "journal.png")

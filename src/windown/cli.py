@@ -699,8 +699,12 @@ def journal_forgive(ctx, stretch_id, journal_file):
 @click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True, help="The port to listen on.")
 @click.option("--lan", is_flag=True, help="Listen on the home network (for your phone), with a secret in every "
               "address (kept in the shelf's .windown-secret); the address and a QR code of it are printed.")
+@click.option("--journal", "journal_file", type=click.Path(dir_okay=False), metavar="FILE",
+              help="The journal the page shows and its builds use (default: $WINDOWN_JOURNAL, else "
+              "$XDG_DATA_HOME/windown/journal.sqlite).")
+@click.option("--no-journal", is_flag=True, help="No Journal page; builds neither read nor record the journal.")
 @click.pass_obj
-def serve(ctx, shelf_dir, port, lan):
+def serve(ctx, shelf_dir, port, lan, journal_file, no_journal):
     """Open the page: build tonight's track, play it, keep a shelf, and a podcast feed for your phone.
 
     It listens on 127.0.0.1 (this computer only) unless --lan is given. Ctrl-C stops it.
@@ -709,10 +713,12 @@ def serve(ctx, shelf_dir, port, lan):
     Examples:
       windown serve                 # then open http://127.0.0.1:8000/
       windown serve --lan --shelf ~/bedtime
+      windown serve --journal ~/back.sqlite
     """
     from windown.web import app
 
-    app.serve(shelf_dir, port, lan, say=click.echo)  # the address (and its QR code) is what it prints
+    # the address (and its QR code) is what it prints
+    app.serve(shelf_dir, port, lan, journal_file=journal_file, use_journal=not no_journal, say=click.echo)
 
 
 @cli.command("feed")

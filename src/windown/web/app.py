@@ -24,7 +24,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from windown.errors import UserError
-from windown.web import routes
+from windown.web import journal_page, routes
 from windown.web.builds import BuildQueue
 
 HERE = Path(__file__).resolve().parent
@@ -32,8 +32,13 @@ LOCAL_HOSTS = ("127.0.0.1", "localhost")
 
 
 def create_app(shelf: str | os.PathLike, *, secret: str | None = None, workers: int | None = None,
-               allowed_hosts: tuple[str, ...] | None = LOCAL_HOSTS, max_waiting: int | None = None) -> Starlette:
-    """The web app for one shelf. `secret` puts every route under /SECRET/; `allowed_hosts=None` allows any."""
+               allowed_hosts: tuple[str, ...] | None = LOCAL_HOSTS, max_waiting: int | None = None,
+               journal_file: str | os.PathLike | None = None, use_journal: bool = True) -> Starlette:
+    """The web app for one shelf. `secret` puts every route under /SECRET/; `allowed_hosts=None` allows any.
+    The journal is `journal_file` (default: as `windown log` finds it); `use_journal=False` leaves it out:
+    no Journal page, and builds neither read nor record it (as `windown build --no-journal`)."""
+    from windown import journal
+
     shelf = Path(shelf)
     try:
         shelf.mkdir(parents=True, exist_ok=True)
@@ -52,7 +57,8 @@ def create_app(shelf: str | os.PathLike, *, secret: str | None = None, workers: 
         finally:
             queue.stop()
 
-    app_routes = routes.routes() + [Mount("/static", StaticFiles(directory=HERE / "static"), name="static")]
+    app_routes = routes.routes() + journal_page.routes() + [Mount("/static", StaticFiles(directory=HERE / "static"),
+                                                                  name="static")]
     if secret:
         app_routes = [Mount(f"/{secret}", routes=app_routes)]
     middleware = [Middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts))] if allowed_hosts else []
@@ -64,6 +70,9 @@ def create_app(shelf: str | os.PathLike, *, secret: str | None = None, workers: 
     app.state.queue = queue
     app.state.templates = templates
     app.state.base = f"/{secret}" if secret else ""
+    # absolute, because a build process works in its own folder
+    app.state.journal = journal.default_path(journal_file).absolute() if use_journal else None
+    templates.env.globals.update(journal_on=use_journal)
     app.state.csrf = secrets.token_urlsafe(24)  # a cross-site page cannot read it, so it cannot post our forms
     return app
 
@@ -107,12 +116,14 @@ def lan_address() -> str:
 
 
 def serve(shelf: str | os.PathLike, port: int = 8000, lan: bool = False, *,
+          journal_file: str | os.PathLike | None = None, use_journal: bool = True,
           say: Callable[[str], None] = print) -> None:
     """Run the page until Ctrl-C. With `lan`, print the address (with its secret) and a QR code of it."""
     import segno
     import uvicorn
 
-    app = create_app(shelf, secret=lan_secret(shelf) if lan else None, allowed_hosts=None if lan else LOCAL_HOSTS)
+    app = create_app(shelf, secret=lan_secret(shelf) if lan else None, allowed_hosts=None if lan else LOCAL_HOSTS,
+                     journal_file=journal_file, use_journal=use_journal)
     secret = app.state.base.strip("/")
     host = "0.0.0.0" if lan else "127.0.0.1"
     _check_port(host, port)
@@ -127,6 +138,7 @@ def serve(shelf: str | os.PathLike, port: int = 8000, lan: bool = False, *,
             sys.stdout.flush()
     else:
         say(f"windown is at http://127.0.0.1:{port}/ (this computer only; --lan for your phone)")
+    say(f"journal: {app.state.journal}" if app.state.journal else "journal: off (--no-journal)")
     say(f"shelf: {Path(shelf).resolve()}; Ctrl-C stops it (running builds stop, and leave nothing behind)")
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
 

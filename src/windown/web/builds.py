@@ -263,15 +263,18 @@ def run_build(spec: dict[str, Any], staging: str, shelf_dir: str, stem: str, con
             name = spec["preset"]
         send(("progress", "preparing", 0.0))
         profile = personalise.load_profile(None, spec.get("flags") or {})
-        # the journal, as `windown build` uses it: its verdicts shape the track, and the build is recorded
-        result = pipeline.build(name, staging_dir / f"{stem}.mp3", profile=profile,
-                                journal_use=pipeline.JournalUse(None, record=True), on_progress=progress)
+        # the server's journal, as `windown build` uses it: its verdicts shape the track, and the build is
+        # recorded ("journal": None is `windown serve --no-journal`; no key: the default journal)
+        journal_file = spec.get("journal")
+        use = pipeline.JournalUse(journal_file) if "journal" not in spec or journal_file is not None else None
+        result = pipeline.build(name, staging_dir / f"{stem}.mp3", profile=profile, journal_use=use,
+                                on_progress=progress)
         for sidecar in result.sidecars:
             os.replace(sidecar, shelf / sidecar.name)
         os.replace(result.mp3, shelf / result.mp3.name)  # last: from now on the track is listed
-        if result.routine.settings.journal:
+        if use is not None and result.routine.settings.journal:
             shelved = dataclasses.replace(result, mp3=shelf / result.mp3.name)
-            journal.record_session(None, journal.session_of(shelved, spec.get("preset") or name, "web"))
+            journal.record_session(journal_file, journal.session_of(shelved, spec.get("preset") or name, "web"))
         send(("done", ""))
     except UserError as exc:
         send(("failed", str(exc)))

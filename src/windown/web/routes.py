@@ -11,6 +11,8 @@
 | `GET /phone` | the feed and the newest track as QR codes |
 | `GET /feed.xml` | the podcast feed |
 | `GET /files/NAME.EXT` | a track's MP3, transcripts, cue sheet and JSON chapters (range requests) |
+
+The Journal page's routes are in `journal_page`.
 """
 
 from __future__ import annotations
@@ -174,7 +176,9 @@ async def build(request: Request) -> Response:
         if errors:
             return render(request, "tonight.html", {**_form_context(values, errors), "active": []}, 400)
         try:
-            job = state.queue.submit(loaded.title, base_name, {**spec, "flags": flags}, values)
+            journal_file = str(state.journal) if state.journal else None  # None: built as with --no-journal
+            job = state.queue.submit(loaded.title, base_name, {**spec, "flags": flags, "journal": journal_file},
+                                     values)
         except QueueFull as exc:
             return render(request, "tonight.html", {**_form_context(values, {}, str(exc)), "active": []}, 503)
     finally:

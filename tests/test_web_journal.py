@@ -1,0 +1,281 @@
+"""The Journal page over HTTP: the evening and morning forms write real rows to a real SQLite journal, bad
+values come back beside their field in the very words `windown log` prints, and the look-back and the
+chart come from the journal's own report and plot."""
+
+from __future__ import annotations
+
+import html
+import re
+import subprocess
+import sys
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import httpx
+import pytest
+
+from conftest import run_cli
+from web_support import client, csrf_of, error_beside, free_port
+from windown import journal
+from windown.web.app import create_app
+
+
+def seed_session(path: Path) -> int:
+    """A session as a build records it: two stretches, one of them an easier variation."""
+    return journal.record_session(path, journal.Session(
+        journal.now(), "in-bed", "In bed", (journal.SessionStretch("knee-to-chest", 30_000),
+                                            journal.SessionStretch("cobra-easier", 20_000)),
+        600_000, "espeak-ng", "en", "/nowhere/in-bed.mp3", "cli"))
+
+
+def entries(path: Path) -> list[journal.Entry]:
+    diary = journal.open_journal(path, write=False)
+    if diary is None:
+        return []
+    with diary:
+        return diary.read().entries
+
+
+@pytest.fixture
+def diary(tmp_path) -> Path:
+    path = tmp_path / "my journal.sqlite"
+    seed_session(path)
+    return path
+
+
+@pytest.fixture
+def web(tmp_path, diary):
+    app = create_app(tmp_path / "shelf", workers=1, journal_file=diary)
+    with client(app) as c:
+        yield c
+
+
+def post(web, which: str, **fields):
+    data = {"csrf": csrf_of(web.get("/journal").text), **fields}
+    return web.post(f"/journal/{which}", data=data, follow_redirects=False)
+
+
+def test_the_page_has_both_forms_the_last_session_s_stretches_and_the_nav_link(web):
+    response = web.get("/journal")
+    assert response.status_code == 200 and response.headers["cache-control"] == "no-store"
+    page = response.text
+    assert 'href="/journal" aria-current="page">Journal</a>' in page
+    assert 'action="/journal/evening"' in page and 'action="/journal/morning"' in page
+    assert page.count('name="csrf"') == 2
+    for name, legend in (("pain", "Back pain now"), ("sleep", "How you slept"), ("pain_waking", "Back pain on waking"),
+                         ("hurt", "Stretches that hurt"), ("helped", "Stretches that helped")):
+        assert re.search(rf'<fieldset class="field[^"]*" id="{name}"[^>]*>\s*<legend>{legend}</legend>', page), name
+    assert re.findall(r'name="pain" id="pain-(\d+)"', page) == [str(n) for n in range(11)]  # the CLI's 0-10
+    assert "5 very good" in page and "1 very poor" in page
+    assert sorted(set(re.findall(r'name="hurt" value="([^"]+)"', page))) == ["cobra-easier", "knee-to-chest"]
+    assert 'for="fell_asleep"' in page and 'for="woke"' in page and 'for="note"' in page
+    assert "Journal" in web.get("/").text  # every page links to it
+
+
+def test_an_evening_entry_lands_in_the_journal_after_the_last_session(web, diary):
+    response = post(web, "evening", pain="3", hurt=["knee-to-chest"], helped=["cobra-easier", "knee-to-chest"],
+                    note="tight after sitting")
+    assert response.status_code == 303 and response.headers["location"] == "/journal?logged=evening"
+    [entry] = entries(diary)
+    assert (entry.pain, entry.hurt, entry.helped, entry.skipped, entry.note) == \
+        (3, ("knee-to-chest",), ("cobra-easier", "knee-to-chest"), (), "tight after sitting")
+    assert entry.sleep is None and entry.session_id == 1
+    page = web.get(response.headers["location"]).text
+    assert 'role="status"' in page
+    recent = re.search(r'<ul class="plain" id="recent">(.*?)</ul>', page, re.S).group(1)
+    assert "pain 3; hurt knee-to-chest; helped cobra-easier, knee-to-chest" in html.unescape(recent)
+
+
+def test_a_morning_entry_lands_in_the_journal_and_in_the_last_14_nights(web, diary):
+    response = post(web, "morning", sleep="4", fell_asleep="20", woke="1", pain_waking="2")
+    assert response.status_code == 303
+    [entry] = entries(diary)
+    assert (entry.sleep, entry.fell_asleep_min, entry.woke, entry.pain_waking, entry.pain) == (4, 20, 1, 2, None)
+    page = web.get("/journal").text
+    rows = re.findall(r"<tr[^>]*><th scope=\"row\">([^<]+)</th>(.*?)</tr>",
+                      page.split('class="tracks nights"')[1].split("</table>")[0], re.S)
+    assert len(rows) == 14  # the report's window, oldest first; the night this entry belongs to has its values
+    with journal.open_journal(diary, write=False) as d:
+        from windown.journal import report
+        night = report.nights(d.read())
+    [(day, got)] = night.items()
+    matching = [cells for label, cells in rows if label == day.strftime("%a %-d %b")]
+    assert matching and ">4 <span" in matching[0] and ">2 <span" in matching[0]
+
+
+@pytest.mark.parametrize("which, field, value, cli_args", [
+    ("evening", "pain", "11", ["--pain", "11"]),
+    ("morning", "sleep", "0", ["--sleep", "0"]),
+    ("morning", "woke", "two", ["--woke", "two"]),
+    ("morning", "fell_asleep", "half an hour", ["--fell-asleep", "half an hour"]),
+    ("morning", "pain_waking", "-1", ["--pain-waking", "-1"]),
+    ("evening", "hurt", "cobbra", ["--hurt", "cobbra"]),
+])
+def test_a_bad_value_shows_the_cli_s_line_beside_its_field_and_writes_nothing(web, diary, which, field, value,
+                                                                               cli_args):
+    before = diary.read_bytes()
+    response = post(web, which, **{field: value})
+    assert response.status_code == 400
+    cli = run_cli("log", "--journal", str(diary), *cli_args)
+    assert cli.returncode == 2 and "Traceback" not in cli.stderr
+    assert error_beside(response.text, field) == cli.stderr.strip()
+    assert f'aria-describedby="{field}-help {field}-error" aria-invalid="true"' in response.text
+    assert entries(diary) == [] and diary.read_bytes() == before
+
+
+def test_every_bad_field_is_named_at_once_and_good_values_stay(web, diary):
+    response = post(web, "evening", pain="eleven", skipped=["nope"], note="kept")
+    assert response.status_code == 400
+    assert error_beside(response.text, "pain").startswith("--pain: 'eleven' is not a number")
+    assert error_beside(response.text, "skipped").startswith("--skipped: 'nope' is not a stretch in your last session")
+    assert ">kept</textarea>" in response.text and "2 things to change; nothing was logged." in response.text
+    assert entries(diary) == []
+
+
+def test_an_empty_form_logs_nothing(web, diary):
+    response = post(web, "morning")
+    assert response.status_code == 400 and "nothing to log" in error_beside(response.text, "sleep")
+    assert entries(diary) == []
+
+
+def test_a_post_without_the_token_or_from_another_site_is_refused(web, diary):
+    assert web.post("/journal/evening", data={"pain": "3"}).status_code == 403
+    assert web.post("/journal/evening", data={"csrf": "forged", "pain": "3"}).status_code == 403
+    token = csrf_of(web.get("/journal").text)
+    response = web.post("/journal/evening", data={"csrf": token, "pain": "3"},
+                        headers={"Origin": "http://evil.example"})
+    assert response.status_code == 403
+    assert web.post("/journal/lunchtime", data={"csrf": token, "pain": "3"}).status_code == 404
+    assert entries(diary) == []
+
+
+def test_the_chart_is_the_journal_s_plot_as_svg_never_cached(web, diary):
+    assert post(web, "evening", pain="4").status_code == 303
+    assert post(web, "morning", sleep="3", pain_waking="5").status_code == 303
+    response = web.get("/journal/chart.svg")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "image/svg+xml"
+    assert response.headers["cache-control"] == "no-store"
+    root = ET.fromstring(response.content)
+    assert root.tag == "{http://www.w3.org/2000/svg}svg"
+    assert (root.get("width"), root.get("height")) == ("648pt", "396pt")  # plot.SIZE_IN, 9 x 5.5 inches
+    assert len(response.content) > 10_000
+    page = web.get("/journal").text
+    img = re.search(r'<img src="/journal/chart.svg"[^>]*alt="([^"]+)"', page)
+    assert img and "evening pain, waking pain and sleep over 1 night" in img.group(1)
+
+
+def test_an_empty_journal_shows_the_forms_and_no_chart(tmp_path):
+    path = tmp_path / "none-yet.sqlite"
+    with client(create_app(tmp_path / "shelf", journal_file=path)) as web:
+        page = web.get("/journal").text
+        assert "No session yet: every stretch in the library." in page and "<img" not in page
+        assert 'name="hurt" value="cobra"' in page  # before any session the CLI accepts the library's ids
+        assert not path.exists()  # looking writes nothing
+        assert post(web, "evening", pain="2", hurt=["cobra"]).status_code == 303
+    [entry] = entries(path)
+    assert (entry.pain, entry.hurt, entry.session_id) == (2, ("cobra",), None)
+
+
+def test_a_foreign_journal_is_reported_in_one_line_and_never_written(tmp_path):
+    path = tmp_path / "notes.sqlite"
+    path.write_bytes(b"my own notes, not a database\n" * 50)
+    before = path.read_bytes()
+    cli = run_cli("journal", "--journal", str(path))
+    assert cli.returncode == 2
+    with client(create_app(tmp_path / "shelf", journal_file=path)) as web:
+        page = web.get("/journal")
+        assert page.status_code == 200
+        shown = re.search(r'<p class="cli">(.*?)</p>', page.text, re.S).group(1)
+        assert html.unescape(shown) == cli.stderr.strip() and "\n" not in shown
+        response = post(web, "evening", pain="3")
+        assert response.status_code == 400 and "The journal cannot be used" in response.text
+        chart = web.get("/journal/chart.svg")
+        assert chart.status_code == 409 and "not a windown journal" in chart.text
+    assert path.read_bytes() == before
+
+
+def test_with_no_journal_there_is_no_link_and_the_routes_say_so(tmp_path):
+    app = create_app(tmp_path / "shelf", use_journal=False)
+    with client(app) as web:
+        assert ">Journal</a>" not in web.get("/").text
+        for response in (web.get("/journal"), web.get("/journal/chart.svg"),
+                         web.post("/journal/evening", data={"csrf": app.state.csrf, "pain": "3"})):
+            assert response.status_code == 404
+            assert "The journal is off for this page (windown serve --no-journal)." in response.text
+    assert not journal.default_path(None).exists()
+
+
+def test_builds_from_the_page_use_its_journal_or_none(tmp_path, diary):
+    for kwargs, expected in (({"journal_file": diary}, str(diary.absolute())), ({"use_journal": False}, None)):
+        app = create_app(tmp_path / "shelf", workers=1, **kwargs)
+        web = client(app)  # not started: the job waits, and its spec is what the build process gets
+        response = web.post("/build", data={"csrf": app.state.csrf, "source": "preset", "preset": "in-bed"},
+                            files={"none": ("", b"")}, follow_redirects=False)
+        assert response.status_code == 303
+        [job] = app.state.queue.jobs()
+        assert job.spec["journal"] == expected
+
+
+def test_with_the_lan_secret_the_journal_needs_it_too(tmp_path, diary):
+    app = create_app(tmp_path / "shelf", secret="s3cr3t-token-for-tests", allowed_hosts=None, journal_file=diary)
+    with client(app) as web:
+        token = app.state.csrf
+        for response in (web.get("/journal"), web.get("/journal/chart.svg"),
+                         web.post("/journal/evening", data={"csrf": token, "pain": "3"})):
+            assert response.status_code == 404 and "s3cr3t" not in response.text
+        page = web.get("/s3cr3t-token-for-tests/journal")
+        assert page.status_code == 200 and 'action="/s3cr3t-token-for-tests/journal/evening"' in page.text
+        assert 'src="/s3cr3t-token-for-tests/journal/chart.svg"' in page.text
+        assert entries(diary) == []
+        response = web.post("/s3cr3t-token-for-tests/journal/evening", data={"csrf": token, "pain": "3"},
+                            follow_redirects=False)
+        assert response.headers["location"] == "/s3cr3t-token-for-tests/journal?logged=evening"
+        assert web.get("/s3cr3t-token-for-tests/journal/chart.svg").status_code == 200
+    assert [e.pain for e in entries(diary)] == [3]
+
+
+def _serve(*args: str) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-m", "windown", "serve", "--port", str(port), *args],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(url + "/", timeout=2).status_code == 200:
+                return process, url
+        except httpx.TransportError:
+            pass
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.2)
+
+
+def _stop(process: subprocess.Popen) -> str:
+    process.terminate()
+    out, _ = process.communicate(timeout=30)
+    return out
+
+
+@pytest.mark.parametrize("journal_args", [["--journal", "{path}"], ["--no-journal"]])
+def test_windown_serve_journal_and_no_journal(tmp_path, journal_args):
+    path = tmp_path / "serve journal.sqlite"
+    process, url = _serve("--shelf", str(tmp_path / "shelf"), *[a.format(path=path) for a in journal_args])
+    try:
+        page = httpx.get(url + "/journal")
+        if journal_args == ["--no-journal"]:
+            assert page.status_code == 404 and ">Journal</a>" not in httpx.get(url + "/").text
+        else:
+            assert page.status_code == 200
+            response = httpx.post(url + "/journal/morning", data={"csrf": csrf_of(page.text), "sleep": "5"})
+            assert response.status_code == 303
+    finally:
+        out = _stop(process)
+    if journal_args == ["--no-journal"]:
+        assert "journal: off (--no-journal)" in out
+        assert not journal.default_path(None).exists()
+    else:
+        assert f"journal: {path}" in out
+        assert [e.sleep for e in entries(path)] == [5]
