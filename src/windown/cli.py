@@ -18,7 +18,7 @@ from typing import Any, Callable
 import click
 
 from windown import __version__, errors, export, library, personalise, pipeline, routine, settings, source, starter
-from windown.errors import Interrupted, UserError
+from windown.errors import Interrupted, UserError, closest
 
 
 class Context:
@@ -683,7 +683,7 @@ def journal_forgive(ctx, stretch_id, journal_file):
                 if v.action in ("ease", "leave-out")}
         if stretch not in held:
             known = sorted(held) or library.all_ids()
-            hint = source.closest(stretch, known) or (f"The journal holds back: {', '.join(sorted(held))}" if held
+            hint = closest(stretch, known) or (f"The journal holds back: {', '.join(sorted(held))}" if held
                                                       else "The journal holds no stretch back")
             raise UserError(f"'{stretch_id}' is not held back by the journal, so there is nothing to forgive", hint)
         diary.forgive(stretch)

@@ -7,11 +7,13 @@ the one line to print instead (exit code 3), so a bug never looks like a bad inp
 from __future__ import annotations
 
 import datetime
+import difflib
 import os
 import platform
 import sys
 import traceback
 from pathlib import Path
+from typing import Any, Iterable
 
 BUG_EXIT_CODE = 3
 
@@ -114,3 +116,40 @@ def save_traceback(text: str, *, context: str = "") -> Path | None:
     except Exception:  # a read-only disk, or a broken cache module: the line says it was not saved
         return None
     return path
+
+
+# --- how messages name what they are about -----------------------------------------------------
+
+def closest(word: str, choices: Iterable[str]) -> str:
+    """A 'Did you mean ...?' hint, or an empty string when nothing is close."""
+    found = difflib.get_close_matches(str(word), list(choices), n=3, cutoff=0.6)
+    if not found:
+        return ""
+    return "Did you mean " + " or ".join(repr(f) for f in found) + "?"
+
+
+def kind_of(value: Any) -> str:
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, bool):
+        return "true/false"
+    if value is None:
+        return "nothing"
+    if isinstance(value, (int, float)):
+        return f"the number {value}"
+    if isinstance(value, datetime.date):
+        return f"the date {value.isoformat()}"
+    return _short(repr(value))
+
+
+def shown(value: Any) -> str:
+    """A value quoted in a message: text and numbers as written, other values by their kind; one short line."""
+    if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+        return _short(repr(value))
+    return kind_of(value)
+
+
+def _short(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."

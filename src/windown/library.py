@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from windown import source
-from windown.errors import RoutineError
+from windown.errors import RoutineError, kind_of
 from windown.source import Fields, Map, Seq
 
 POSITIONS = ("supine", "prone", "kneeling", "all-fours", "seated", "wall")
@@ -107,7 +107,7 @@ STRETCH_KEYS = ("id", "name", "about", "position", "in_bed", "kind", "sides", "h
 def read_stretch(mapping: Any, path: str, *, base: Stretch | None = None, line: int = 0) -> Stretch:
     """One stretch entry (library or inline); with `base`, only the keys given override it."""
     if not isinstance(mapping, Map):
-        raise RoutineError(f"a stretch must be a mapping, not {source.kind_of(mapping)}", STRETCH_KEYS_HELP,
+        raise RoutineError(f"a stretch must be a mapping, not {kind_of(mapping)}", STRETCH_KEYS_HELP,
                            path=path, line=line)
     f = Fields(mapping, path, "a stretch")
     f.expect(STRETCH_KEYS)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from windown import library, settings, source
-from windown.errors import RoutineError, UserError
+from windown.errors import RoutineError, UserError, kind_of
 from windown.library import Stretch
 from windown.routine import Routine, StretchStep
 from windown.settings import Settings
@@ -67,7 +67,7 @@ def load_profile(path: str | os.PathLike | None, flags: dict[str, Any] | None = 
     if doc is None:
         return Profile(str(path), None, dict(flags or {}))
     if not isinstance(doc, Map):
-        raise RoutineError(f"a profile must be a mapping of settings, not {source.kind_of(doc)}",
+        raise RoutineError(f"a profile must be a mapping of settings, not {kind_of(doc)}",
                            "See the profile example in the README", path=path, line=getattr(doc, "line", 1))
     check = Fields(doc, str(path), "the profile")  # validate now, so errors carry the profile's lines
     settings.read(check, Settings(), where="profile")

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from windown import library, settings, source
-from windown.errors import RoutineError
+from windown.errors import RoutineError, closest, kind_of, shown
 from windown.library import Stretch
 from windown.settings import Breathing, Settings
 from windown.source import Fields, Map, Seq
@@ -87,7 +87,7 @@ def load(path: str | os.PathLike) -> Routine:
     name = os.fspath(path)
     resolved = str(resolve(name))
     if not os.path.exists(resolved) and os.sep not in name and not name.endswith((".yaml", ".yml")):
-        hint = source.closest(name, library.preset_names())
+        hint = closest(name, library.preset_names())
         raise RoutineError(f"no routine file or preset named '{name}'",
                            (hint + " " if hint else "") + "Run `windown presets` to list the presets")
     return parse(source.load(resolved), resolved)
@@ -104,7 +104,7 @@ def parse(doc: Any, path: str) -> Routine:
     if doc is None:
         raise RoutineError("the routine is empty", "Start from `windown init routine.yaml`", path=path, line=1)
     if not isinstance(doc, Map):
-        raise RoutineError(f"a routine must be a mapping with 'title' and 'steps', not {source.kind_of(doc)}",
+        raise RoutineError(f"a routine must be a mapping with 'title' and 'steps', not {kind_of(doc)}",
                            "Start from `windown init routine.yaml`", path=path, line=getattr(doc, "line", 1))
     f = Fields(doc, path, "the routine")
     title = f.get("title", source.text(120))
@@ -116,7 +116,7 @@ def parse(doc: Any, path: str) -> Routine:
     if steps_raw is None:
         raise f.error(None, "the routine needs 'steps'", "Add a list of steps; see `windown init`")
     if not isinstance(steps_raw, Seq):
-        raise f.error("steps", f"'steps' must be a list, not {source.kind_of(steps_raw)}",
+        raise f.error("steps", f"'steps' must be a list, not {kind_of(steps_raw)}",
                       "Write each step on its own line starting with '- '")
     if not steps_raw:
         raise f.error("steps", "the routine has no steps", "Add at least one step, e.g. `- stretch: knee-to-chest`")
@@ -149,8 +149,8 @@ def _rough_ms(step: Step, breathing: Breathing) -> int:
 
 
 def _unknown_stretch(stretch_id: Any, path: str, line: int) -> RoutineError:
-    hint = source.closest(str(stretch_id), library.all_ids())
-    return RoutineError(f"unknown stretch {source.shown(stretch_id)}",
+    hint = closest(str(stretch_id), library.all_ids())
+    return RoutineError(f"unknown stretch {shown(stretch_id)}",
                         (hint + " " if hint else "") + "Run `windown stretches` to list them",
                         path=path, line=line)
 
@@ -160,13 +160,13 @@ def read_step(item: Any, path: str, line: int) -> Step:
         return ChimeStep(line=line)
     if not isinstance(item, Map) or not item:
         raise RoutineError(f"a step must be a mapping such as `- stretch: knee-to-chest`, not "
-                           f"{source.kind_of(item)}", "Start each step with one of: " + ", ".join(STEP_KINDS),
+                           f"{kind_of(item)}", "Start each step with one of: " + ", ".join(STEP_KINDS),
                            path=path, line=line)
     kinds = [k for k in item if k in STEP_KINDS]
     if not kinds:
         first = next(iter(item))
-        hint = source.closest(first, STEP_KINDS) or "Start each step with one of: " + ", ".join(STEP_KINDS)
-        raise RoutineError(f"unknown step {source.shown(first)}", hint, path=path, line=item.key_lines[first])
+        hint = closest(first, STEP_KINDS) or "Start each step with one of: " + ", ".join(STEP_KINDS)
+        raise RoutineError(f"unknown step {shown(first)}", hint, path=path, line=item.key_lines[first])
     if len(kinds) > 1:
         raise RoutineError(f"one step names both '{kinds[0]}' and '{kinds[1]}'",
                            "Put each on its own line starting with '- '", path=path,
@@ -202,7 +202,7 @@ def read_step(item: Any, path: str, line: int) -> Step:
             raise _unknown_stretch(raw, path, item.value_lines["stretch"])
     else:
         raise RoutineError(f"'stretch' must name a stretch id or hold an inline stretch, not "
-                           f"{source.kind_of(raw)}", "Write e.g. `- stretch: knee-to-chest`",
+                           f"{kind_of(raw)}", "Write e.g. `- stretch: knee-to-chest`",
                            path=path, line=item.value_lines["stretch"])
     overrides = {}
     words = {}

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from windown import source
-from windown.errors import RoutineError
+from windown.errors import RoutineError, kind_of
 from windown.source import Fields, Map
 
 MAX_TRACK_MS = 3 * 3_600_000  # a routine, or a target length, longer than this is a mistake
@@ -361,10 +361,10 @@ def read(f: Fields, base: Settings, *, where: str = "routine") -> tuple[Settings
             found["ambient.sound"] = source.text(1000)(group, f, top)
             continue
         if top == "voice" and isinstance(group, str) and group in ENGINES:  # `voice: espeak-ng` meant the engine
-            raise f.error(top, f"'{top}' must be a mapping, not {source.kind_of(group)}",
+            raise f.error(top, f"'{top}' must be a mapping, not {kind_of(group)}",
                           f"Write `{top}: {{engine: {group}}}`")
         if not isinstance(group, Map):
-            raise f.error(top, f"'{top}' must be a mapping, not {source.kind_of(group)}",
+            raise f.error(top, f"'{top}' must be a mapping, not {kind_of(group)}",
                           f"Indent its keys under '{top}:'; see `windown init`")
         g = Fields(group, f.path, f"'{top}'")
         for s in members:

@@ -6,8 +6,6 @@ Loading is safe (no Python tags), bounded (file size, node count, depth) and nev
 
 from __future__ import annotations
 
-import datetime
-import difflib
 import math
 import os
 import re
@@ -16,7 +14,7 @@ from typing import Any, Callable, Iterable
 
 import yaml
 
-from windown.errors import RoutineError
+from windown.errors import RoutineError, closest, kind_of, shown
 
 MAX_FILE_BYTES = 256 * 1024
 MAX_NODES = 20_000  # also stops "billion laughs" alias bombs, counted after expansion
@@ -252,14 +250,6 @@ def _key_identity(node: yaml.Node) -> object:
     return (node.tag, node.value) if isinstance(node, yaml.ScalarNode) else id(node)
 
 
-def closest(word: str, choices: Iterable[str]) -> str:
-    """A 'Did you mean ...?' hint, or an empty string when nothing is close."""
-    found = difflib.get_close_matches(str(word), list(choices), n=3, cutoff=0.6)
-    if not found:
-        return ""
-    return "Did you mean " + " or ".join(repr(f) for f in found) + "?"
-
-
 _DURATION = re.compile(r"^(?:(?P<h>\d+(?:\.\d+)?)h)?(?:(?P<m>\d+(?:\.\d+)?)m(?!s))?(?:(?P<s>\d+(?:\.\d+)?)s)?"
                        r"(?:(?P<ms>\d+)ms)?$")
 
@@ -476,30 +466,3 @@ def tags(known: Iterable[str]) -> Callable[[Any, Fields, str], list[str]]:
             out.append(word)
         return out
     return read
-
-
-def kind_of(value: Any) -> str:
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, bool):
-        return "true/false"
-    if value is None:
-        return "nothing"
-    if isinstance(value, (int, float)):
-        return f"the number {value}"
-    if isinstance(value, datetime.date):
-        return f"the date {value.isoformat()}"
-    return _short(repr(value))
-
-
-def shown(value: Any) -> str:
-    """A value quoted in a message: text and numbers as written, other values by their kind; one short line."""
-    if isinstance(value, (str, int, float)) and not isinstance(value, bool):
-        return _short(repr(value))
-    return kind_of(value)
-
-
-def _short(text: str, limit: int = 60) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."

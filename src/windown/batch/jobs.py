@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from windown import library, pipeline, settings, source
-from windown.errors import RoutineError, UserError
+from windown.errors import RoutineError, UserError, closest, kind_of
 from windown.settings import Settings
 from windown.source import Fields, Map, Seq
 
@@ -75,7 +75,7 @@ def missing_routine(name: str, *, path: str | None = None, line: int | None = No
     if os.sep in name or "/" in name or name.endswith((".yaml", ".yml")):
         return RoutineError(f"no routine file '{name}'", "Check the path" + ("; it is relative to the batch file"
                                                                           if path else ""), path=path, line=line)
-    hint = source.closest(name, library.preset_names())
+    hint = closest(name, library.preset_names())
     return RoutineError(f"no routine file or preset named '{name}'",
                         (hint + " " if hint else "") + "Run `windown presets` to list the presets", path=path, line=line)
 
@@ -141,14 +141,14 @@ def read_batch_file(path: str | os.PathLike, folder: str | os.PathLike = "output
         if items is None:
             raise f.error(None, "the batch file needs 'jobs'", "Add a list of jobs, e.g. `jobs: [gentle, in-bed]`")
         if not isinstance(items, Seq):
-            raise f.error("jobs", f"'jobs' must be a list, not {source.kind_of(items)}",
+            raise f.error("jobs", f"'jobs' must be a list, not {kind_of(items)}",
                           "Write each job on its own line starting with '- '")
         if defaults is not None:
             base = _merge(base, _read_job(Fields(defaults, path, "'defaults'"), path, with_routine=False))
     elif isinstance(doc, Seq):
         items = doc
     else:
-        raise RoutineError(f"a batch file must be a list of jobs, not {source.kind_of(doc)}",
+        raise RoutineError(f"a batch file must be a list of jobs, not {kind_of(doc)}",
                            "Write e.g. `- routine: bedtime-lower-back` on each line", path=path,
                            line=getattr(doc, "line", 1))
     if not items:
@@ -159,7 +159,7 @@ def read_batch_file(path: str | os.PathLike, folder: str | os.PathLike = "output
         if isinstance(item, str):
             item = _one_key_map("routine", item, line)
         if not isinstance(item, Map):
-            raise RoutineError(f"a job must be a routine name or a mapping, not {source.kind_of(item)}",
+            raise RoutineError(f"a job must be a routine name or a mapping, not {kind_of(item)}",
                                "Write e.g. `- routine: gentle` and its settings below it", path=path, line=line)
         spec = _merge(base, _read_job(Fields(item, path, "a job"), path, with_routine=True))
         enc = spec["encoding"]
@@ -172,7 +172,7 @@ def read_batch_file(path: str | os.PathLike, folder: str | os.PathLike = "output
 
 def _mapping(value: Any, f: Fields, key: str) -> Map:
     if not isinstance(value, Map):
-        raise f.error(key, f"'{key}' must be a mapping, not {source.kind_of(value)}",
+        raise f.error(key, f"'{key}' must be a mapping, not {kind_of(value)}",
                       f"Indent its keys under '{key}:'")
     return value
 

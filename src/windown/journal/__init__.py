@@ -11,8 +11,7 @@ import datetime
 import os
 from pathlib import Path
 
-from windown import source
-from windown.errors import UserError
+from windown.errors import UserError, closest
 from windown.journal import report
 from windown.journal.store import (Contents, Entry, Journal, JournalError, Session, SessionStretch, default_path,
                                    now, open_journal)
@@ -109,7 +108,7 @@ def check_ids(flag: str, ids: tuple[str, ...], last: Session | None) -> None:
         where = "in the stretch library (no session recorded yet)"
     for x in ids:
         if x not in known:
-            hint = source.closest(x, known)
+            hint = closest(x, known)
             raise UserError(f"{flag}: '{x}' is not a stretch {where}",
                             hint or "Give stretch ids separated by commas, e.g. --hurt cobra,bridge")
 

@@ -14,8 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Protocol
 
-from windown.errors import BuildError, UserError
-from windown.source import closest
+from windown.errors import BuildError, UserError, closest
 from windown.speech import cache as clip_cache
 from windown.speech import clips
 

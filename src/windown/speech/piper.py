@@ -20,8 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from windown import atomic
-from windown.errors import MissingToolError, UserError
-from windown.source import closest
+from windown.errors import MissingToolError, UserError, closest
 from windown.speech import cache as clip_cache
 from windown.speech import default_workers, piper_worker
 

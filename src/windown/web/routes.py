@@ -32,7 +32,7 @@ from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Redire
 from starlette.routing import Route
 
 from windown import ambient, feed, library, pipeline, routine, settings, shelf, source
-from windown.errors import RoutineError, UserError
+from windown.errors import RoutineError, UserError, closest
 from windown.web import form
 from windown.web.builds import QueueFull
 
@@ -192,7 +192,7 @@ async def _routine_from(values: dict[str, Any], upload: Any) -> tuple[routine.Ro
     if chosen == "preset":
         name = values["preset"]
         if name not in library.preset_names():  # only presets: a name must never reach a file on the server
-            hint = source.closest(name, library.preset_names())
+            hint = closest(name, library.preset_names())
             raise RoutineError(f"no routine file or preset named '{name}'",
                                (hint + " " if hint else "") + "Run `windown presets` to list the presets")
         return _load_preset(name), name, {"preset": name}
