@@ -56,7 +56,7 @@ class Question:
     @property
     def help(self) -> str:
         if self.kind == "stretches":
-            return f"The stretches of your last session, as {self.flag} checks them."
+            return "Tick any from your last session; tomorrow's track takes them into account."
         if self.kind == "note":
             return f"A few words to remember, up to {journal.MAX_NOTE_CHARS} characters."
         low, high, meaning, _ = journal.SCALES[self.flag]
