@@ -253,7 +253,8 @@ def script(ctx, routine_name, as_json, journal_file, no_journal, **opts):
     for change in changes:
         click.echo(f"  * {change}")
     events = sorted([(c.start_frame, 0, f"\n== {c.label} ==") for c in tl.chapters] +
-                    [(e.start_frame, 1, f"{_clock(tl.ms(e.start_frame))}  " + (e.text if e.kind == "speech" else "(chime)"))
+                    [(e.start_frame, 1, f"{_clock(tl.ms(e.start_frame))}  " +
+                      (e.text if e.kind == "speech" else "(chime)"))
                      for e in tl.events])
     for _, _, line in events:
         click.echo(line)

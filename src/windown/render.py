@@ -52,11 +52,11 @@ class Renderer:
         self.mix = mix
         self.chime = chime if chime is not None else ambient.chime(self.sample_rate)
         self.events = timeline.events
-        self.starts = np.array([e.start_frame for e in self.events], dtype=np.int64)
-        self.stops = np.array([e.stop_frame for e in self.events], dtype=np.int64)
+        self.start_frames = np.array([e.start_frame for e in self.events], dtype=np.int64)
+        self.stop_frames = np.array([e.stop_frame for e in self.events], dtype=np.int64)
         self.speech = [e for e in self.events if e.kind == "speech"]
-        self.speech_starts = np.array([e.start_frame for e in self.speech], dtype=np.int64)
-        self.speech_stops = np.array([e.stop_frame for e in self.speech], dtype=np.int64)
+        self.speech_start_frames = np.array([e.start_frame for e in self.speech], dtype=np.int64)
+        self.speech_stop_frames = np.array([e.stop_frame for e in self.speech], dtype=np.int64)
         self.tail_frames = self.sample_rate * max(mix.tail_ms, MIN_TAIL_MS) // 1000
         self.total_frames = timeline.end_frame + self.tail_frames
         voice_stereo_lufs = VOICE_LUFS + STEREO_GAIN_DB
@@ -75,12 +75,13 @@ class Renderer:
         sits at plain gain; the renderer calls this for every frame of the track.
         """
         gain = np.full(len(t), self.bed_gain, dtype=np.float32)
-        fade_in = self.sample_rate * self.mix.fade_in_ms / 1000
-        i = np.searchsorted(t, fade_in)
+        fade_in_frames = self.sample_rate * self.mix.fade_in_ms / 1000
+        i = np.searchsorted(t, fade_in_frames)
         if i:
-            gain[:i] *= np.sin(t[:i] / fade_in * (np.pi / 2)) ** 2
+            gain[:i] *= np.sin(t[:i] / fade_in_frames * (np.pi / 2)) ** 2
         fade_stop = self.total_frames - self.sample_rate  # the final second is silent
-        fade_frames = self.sample_rate * min(self.mix.tail_fade_ms, self.tail_frames * 1000 // self.sample_rate - 1000) / 1000
+        fade_frames = self.sample_rate * min(self.mix.tail_fade_ms,
+                                             self.tail_frames * 1000 // self.sample_rate - 1000) / 1000
         i = np.searchsorted(t, fade_stop - fade_frames)
         if i < len(t):
             x = np.clip((t[i:] - (fade_stop - fade_frames)) / max(1.0, fade_frames), 0, 1)
@@ -95,22 +96,23 @@ class Renderer:
         """How far the bed ducks at frames t (ascending), as (amount 0..1, lo, hi) for t[lo:hi]; None when
         no phrase is near. 1 while a phrase plays, with sin² ramps over the attack before it and the
         release after it."""
-        attack = self.sample_rate * self.mix.attack_ms // 1000
-        release = self.sample_rate * self.mix.release_ms // 1000
+        attack_frames = self.sample_rate * self.mix.attack_ms // 1000
+        release_frames = self.sample_rate * self.mix.release_ms // 1000
         a, b = t[0], t[-1] + 1
-        near = np.nonzero((self.speech_starts - attack < b) & (self.speech_stops + release > a))[0]
+        near = np.nonzero((self.speech_start_frames - attack_frames < b) &
+                          (self.speech_stop_frames + release_frames > a))[0]
         if not len(near):
             return None
-        lo = int(np.searchsorted(t, self.speech_starts[near[0]] - attack))
-        hi = int(np.searchsorted(t, self.speech_stops[near[-1]] + release))
+        lo = int(np.searchsorted(t, self.speech_start_frames[near[0]] - attack_frames))
+        hi = int(np.searchsorted(t, self.speech_stop_frames[near[-1]] + release_frames))
         amount = np.zeros(hi - lo, dtype=np.float32)
         for k in near:
-            start, stop = self.speech_starts[k], self.speech_stops[k]
+            start, stop = self.speech_start_frames[k], self.speech_stop_frames[k]
             i0, i1, i2, i3 = (int(np.searchsorted(t, edge)) - lo
-                              for edge in (start - attack, start, stop, stop + release))
+                              for edge in (start - attack_frames, start, stop, stop + release_frames))
             amount[i1:i2] = 1.0
-            rise = np.sin((t[lo + i0:lo + i1] - (start - attack)) / attack * (np.pi / 2)) ** 2
-            fall = np.sin(((stop + release) - t[lo + i2:lo + i3]) / release * (np.pi / 2)) ** 2
+            rise = np.sin((t[lo + i0:lo + i1] - (start - attack_frames)) / attack_frames * (np.pi / 2)) ** 2
+            fall = np.sin(((stop + release_frames) - t[lo + i2:lo + i3]) / release_frames * (np.pi / 2)) ** 2
             np.maximum(amount[i0:i1], rise, out=amount[i0:i1])
             np.maximum(amount[i2:i3], fall, out=amount[i2:i3])
         return amount, lo, hi
@@ -161,7 +163,7 @@ class Renderer:
             return out
         if self.bed is not None:
             out[lo - a:hi - a] = self.bed.block(lo, hi) * self.bed_envelope(np.arange(lo, hi))[:, None]
-        for i in np.nonzero((self.starts < hi) & (self.stops > lo))[0]:
+        for i in np.nonzero((self.start_frames < hi) & (self.stop_frames > lo))[0]:
             self.add_event(out, a, lo, hi, self.events[i])
         out *= np.float32(self.master_gain)
         return out

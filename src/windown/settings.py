@@ -183,9 +183,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("voice.rate", "voice.rate_wpm", "whole", 140, "Speaking rate",
             "speaking rate in words per minute", unit="wpm", low=80, high=300, flag="--rate"),
     Setting("breathing.inhale", "breathing.inhale_ms", "duration", 4000, "Breathe in",
-            "how long each breath in lasts", unit="ms", low=1500, high=BREATH_MAX_MS, flag="--inhale", low_hint=CALM_BREATH),
+            "how long each breath in lasts", unit="ms", low=1500, high=BREATH_MAX_MS, flag="--inhale",
+            low_hint=CALM_BREATH),
     Setting("breathing.exhale", "breathing.exhale_ms", "duration", 6000, "Breathe out",
-            "how long each breath out lasts", unit="ms", low=1500, high=BREATH_MAX_MS, flag="--exhale", low_hint=CALM_BREATH),
+            "how long each breath out lasts", unit="ms", low=1500, high=BREATH_MAX_MS, flag="--exhale",
+            low_hint=CALM_BREATH),
     Setting("breathing.hold_in", "breathing.hold_in_ms", "duration", 0, "Pause after breathing in",
             "a pause at the top of the breath", unit="ms", low=0, high=BREATH_MAX_MS),
     Setting("breathing.hold_out", "breathing.hold_out_ms", "duration", 0, "Pause after breathing out",
@@ -262,9 +264,11 @@ def read_encoding(f: Fields) -> dict[str, Any]:
 
 
 def check_encoding(values: dict[str, Any], f: Fields | None = None) -> None:
+    """Bitrate (constant) and quality (VBR) exclude each other, in a batch job (`f`) or on the command line."""
     if values.get("bitrate") is not None and values.get("quality") is not None:
-        where = "a job sets both 'bitrate' and 'quality'" if f else "--bitrate and --quality cannot be used together"
-        raise RoutineError(where, "Choose one of them", path=f.path if f else None, line=f.line("quality") if f else None)  # what a routine or profile may name
+        problem = "a job sets both 'bitrate' and 'quality'" if f else "--bitrate and --quality cannot be used together"
+        raise RoutineError(problem, "Choose one of them", path=f.path if f else None,
+                           line=f.line("quality") if f else None)
 
 
 def get(key: str) -> Setting:
