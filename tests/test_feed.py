@@ -13,32 +13,18 @@ import feedparser
 import pytest
 
 from conftest import run_cli
-from web_support import build_track, client
+from web_support import built, client, shelf  # noqa: F401
 from windown import export, feed, shelf as shelf_mod
 from windown.web.app import create_app
 
 PODCAST_NS = "https://podcastindex.org/namespace/1.0"
 
 
-@pytest.fixture(scope="module")
-def built(tmp_path_factory, shared_cache) -> Path:
-    folder = tmp_path_factory.mktemp("built-feed")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("WINDOWN_CACHE_DIR", str(shared_cache))
-        mp.setenv("XDG_CONFIG_HOME", str(folder / "config"))
-        build_track(folder, "tiny")
-    return folder
-
-
 @pytest.fixture
-def shelf(built, tmp_path) -> Path:
-    folder = tmp_path / "shelf"
-    folder.mkdir()
-    for path in built.iterdir():
-        if path.is_file():
-            shutil.copy2(path, folder / path.name)
-    shutil.copy2(built / "tiny.mp3", folder / "two words.mp3")  # a name that needs percent-encoding, no sidecars
-    return folder
+def feed_shelf(shelf) -> Path:
+    """The shelf with a second copy of the track whose name needs percent-encoding, and no sidecars."""
+    shutil.copy2(shelf / "tiny.mp3", shelf / "two words.mp3")
+    return shelf
 
 
 def check_podcast_index_chapters(doc: dict) -> None:
@@ -57,8 +43,8 @@ def check_podcast_index_chapters(doc: dict) -> None:
             assert chapter["endTime"] > chapter["startTime"]
 
 
-def test_the_served_feed_is_read_by_feedparser_with_enclosures_chapters_and_transcripts(shelf):
-    with client(create_app(shelf)) as web:
+def test_the_served_feed_is_read_by_feedparser_with_enclosures_chapters_and_transcripts(feed_shelf):
+    with client(create_app(feed_shelf)) as web:
         response = web.get("/feed.xml")
         assert response.headers["content-type"] == "application/rss+xml; charset=utf-8"
         parsed = feedparser.parse(response.content)
@@ -71,10 +57,10 @@ def test_the_served_feed_is_read_by_feedparser_with_enclosures_chapters_and_tran
         assert set(by_title) == {"Two small stretches", "two words"}
 
         entry = by_title["Two small stretches"]
-        track = shelf_mod.track(shelf, "tiny")
+        track = shelf_mod.track(feed_shelf, "tiny")
         enclosure = entry.enclosures[0]
         assert enclosure.href == "http://127.0.0.1/files/tiny.mp3"
-        assert int(enclosure.length) == (shelf / "tiny.mp3").stat().st_size
+        assert int(enclosure.length) == (feed_shelf / "tiny.mp3").stat().st_size
         assert enclosure.type == "audio/mpeg"
         assert int(entry.itunes_duration) == round(track.duration_s)
         assert entry.id.startswith("windown-tiny-")
@@ -105,11 +91,11 @@ def test_the_served_feed_is_read_by_feedparser_with_enclosures_chapters_and_tran
         assert web.get("/files/two%20words.mp3").status_code == 200
 
 
-def test_the_json_chapters_match_the_mp3_s_own_chapters(shelf):
-    track = shelf_mod.track(shelf, "tiny")
+def test_the_json_chapters_match_the_mp3_s_own_chapters(feed_shelf):
+    track = shelf_mod.track(feed_shelf, "tiny")
     doc = feed.chapters_json(track)
     check_podcast_index_chapters(doc)
-    id3 = export.probe(shelf / "tiny.mp3")["chapters"]  # what podcast apps that read ID3 see
+    id3 = export.probe(feed_shelf / "tiny.mp3")["chapters"]  # what podcast apps that read ID3 see
     assert [c["title"] for c in doc["chapters"]] == [title for title, _, _ in id3]
     for chapter, (_, start_s, end_s) in zip(doc["chapters"], id3):
         assert chapter["startTime"] == pytest.approx(start_s, abs=0.001)
@@ -117,19 +103,19 @@ def test_the_json_chapters_match_the_mp3_s_own_chapters(shelf):
     assert doc["chapters"][0]["startTime"] == 0
 
 
-def test_windown_feed_writes_the_same_feed_and_chapter_files_for_static_hosting(shelf):
-    result = run_cli("feed", str(shelf), "--base-url", "https://example.org/bedtime/")
+def test_windown_feed_writes_the_same_feed_and_chapter_files_for_static_hosting(feed_shelf):
+    result = run_cli("feed", str(feed_shelf), "--base-url", "https://example.org/bedtime/")
     assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines() == [str(shelf / "tiny.chapters.json"), str(shelf / "feed.xml")]
-    parsed = feedparser.parse((shelf / "feed.xml").read_bytes())
+    assert result.stdout.splitlines() == [str(feed_shelf / "tiny.chapters.json"), str(feed_shelf / "feed.xml")]
+    parsed = feedparser.parse((feed_shelf / "feed.xml").read_bytes())
     assert not parsed.bozo
     entry = next(e for e in parsed.entries if e.title == "Two small stretches")
     assert entry.enclosures[0].href == "https://example.org/bedtime/tiny.mp3"
     assert entry.podcast_chapters["url"] == "https://example.org/bedtime/tiny.chapters.json"
-    assert 'url="https://example.org/bedtime/tiny.vtt" type="text/vtt"' in (shelf / "feed.xml").read_text()
-    written = json.loads((shelf / "tiny.chapters.json").read_text())
-    assert written == feed.chapters_json(shelf_mod.track(shelf, "tiny"))
-    assert not list(shelf.glob(".*"))  # written atomically: no temporary file is left
+    assert 'url="https://example.org/bedtime/tiny.vtt" type="text/vtt"' in (feed_shelf / "feed.xml").read_text()
+    written = json.loads((feed_shelf / "tiny.chapters.json").read_text())
+    assert written == feed.chapters_json(shelf_mod.track(feed_shelf, "tiny"))
+    assert not list(feed_shelf.glob(".*"))  # written atomically: no temporary file is left
 
 
 def test_windown_feed_errors_are_one_line(tmp_path):

@@ -17,34 +17,12 @@ from pathlib import Path
 import pytest
 
 from conftest import run_cli
-from web_support import TINY_ROUTINE, build_track, client, csrf_of, error_beside
+from web_support import TINY_ROUTINE, build_track, built, client, csrf_of, error_beside, shelf  # noqa: F401
 from windown import shelf as shelf_mod
 from windown.web import form
 from windown.web.app import create_app
 
 CORPUS = Path(__file__).resolve().parent / "bad_routines"
-
-
-@pytest.fixture(scope="module")
-def built(tmp_path_factory, shared_cache) -> Path:
-    """One real track, built once for this module (the speech cache is the test session's own)."""
-    folder = tmp_path_factory.mktemp("built")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("WINDOWN_CACHE_DIR", str(shared_cache))
-        mp.setenv("XDG_CONFIG_HOME", str(folder / "config"))
-        build_track(folder, "tiny")
-    return folder
-
-
-@pytest.fixture
-def shelf(built, tmp_path) -> Path:
-    """A fresh shelf per test holding a copy of the built track as 'tiny' (and its sidecars)."""
-    folder = tmp_path / "shelf"
-    folder.mkdir()
-    for path in built.iterdir():
-        if path.is_file():
-            shutil.copy2(path, folder / path.name)
-    return folder
 
 
 @pytest.fixture

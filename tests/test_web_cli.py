@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from conftest import run_cli
-from web_support import free_port, server  # noqa: F401  (a real `windown serve`)
+from web_support import free_port, server, stop  # noqa: F401  (a real `windown serve`)
 
 
 def read_lines(stream, lines: queue.Queue) -> None:
@@ -31,12 +31,7 @@ def lan_server(tmp_path):
     lines: queue.Queue = queue.Queue()
     threading.Thread(target=read_lines, args=(process.stdout, lines), daemon=True).start()
     yield port, process, lines
-    process.terminate()
-    try:
-        process.wait(30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+    stop(process)
 
 
 def test_serve_lan_prints_the_secret_address_and_a_qr_code_and_needs_the_secret(lan_server, tmp_path):

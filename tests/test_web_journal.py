@@ -7,8 +7,6 @@ from __future__ import annotations
 import html
 import re
 import subprocess
-import sys
-import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -16,7 +14,7 @@ import httpx
 import pytest
 
 from conftest import run_cli
-from web_support import client, csrf_of, error_beside, free_port
+from web_support import client, csrf_of, error_beside, start_server
 from windown import journal
 from windown.web.app import create_app
 
@@ -236,23 +234,6 @@ def test_with_the_lan_secret_the_journal_needs_it_too(tmp_path, diary):
     assert [e.pain for e in entries(diary)] == [3]
 
 
-def _serve(*args: str) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "windown", "serve", "--port", str(port), *args],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(url + "/", timeout=2).status_code == 200:
-                return process, url
-        except httpx.TransportError:
-            pass
-        assert process.poll() is None, process.communicate()
-        assert time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.2)
-
-
 def _stop(process: subprocess.Popen) -> str:
     process.terminate()
     out, _ = process.communicate(timeout=30)
@@ -262,7 +243,7 @@ def _stop(process: subprocess.Popen) -> str:
 @pytest.mark.parametrize("journal_args", [["--journal", "{path}"], ["--no-journal"]])
 def test_windown_serve_journal_and_no_journal(tmp_path, journal_args):
     path = tmp_path / "serve journal.sqlite"
-    process, url = _serve("--shelf", str(tmp_path / "shelf"), *[a.format(path=path) for a in journal_args])
+    process, url = start_server("--shelf", str(tmp_path / "shelf"), *[a.format(path=path) for a in journal_args])
     try:
         page = httpx.get(url + "/journal")
         if journal_args == ["--no-journal"]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 
 import socket
@@ -66,28 +67,60 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.fixture(scope="session")
+def built(tmp_path_factory, shared_cache) -> Path:
+    """One real track for every web test, built once (the speech cache is the test session's own)."""
+    folder = tmp_path_factory.mktemp("built")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("WINDOWN_CACHE_DIR", str(shared_cache))
+        mp.setenv("XDG_CONFIG_HOME", str(folder / "config"))
+        build_track(folder, "tiny")
+    return folder
+
+
 @pytest.fixture
-def server(tmp_path):
-    """`windown serve` as a person starts it, on a free loopback port, stopped (SIGTERM, then waited for) after."""
-    port = free_port()
-    shelf = tmp_path / "shelf"
-    process = subprocess.Popen([sys.executable, "-m", "windown", "serve", "--shelf", str(shelf), "--port", str(port)],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(url + "/", timeout=2).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        assert process.poll() is None, process.communicate()
-        assert time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.2)
-    yield url, shelf
+def shelf(built, tmp_path) -> Path:
+    """A fresh shelf per test holding a copy of the built track as 'tiny' (and its sidecars)."""
+    folder = tmp_path / "shelf"
+    folder.mkdir()
+    for path in built.iterdir():
+        if path.is_file():
+            shutil.copy2(path, folder / path.name)
+    return folder
+
+
+def stop(process) -> None:
+    """Stop a server the test started: SIGTERM, then a wait (a kill if it does not go)."""
     process.terminate()
     try:
         process.wait(30)
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+
+
+def start_server(*args: str) -> tuple[subprocess.Popen, str]:
+    """`windown serve ARGS` as a person starts it, on a free loopback port, once it answers."""
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-m", "windown", "serve", "--port", str(port), *args],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(url + "/", timeout=2).status_code == 200:
+                return process, url
+        except httpx.TransportError:
+            pass
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.2)
+
+
+@pytest.fixture
+def server(tmp_path):
+    """A real `windown serve` over an empty shelf, stopped after the test."""
+    shelf = tmp_path / "shelf"
+    process, url = start_server("--shelf", str(shelf))
+    yield url, shelf
+    stop(process)
