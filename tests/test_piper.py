@@ -306,7 +306,8 @@ def test_a_split_sentence_keeps_its_words_with_a_comma_gap_of_windowns_silence(e
     high = piper.LENGTH_SCALE_RANGE[1]
     assert piper_worker.clause_pause_ms(1.0) / 1000 <= gap_s <= piper_worker.COMMA_GAP_MS_PER_SCALE * high / 1000
     middle = int((words[back][1] + gap_s / 2) * SR)
-    assert dbfs(clip[middle - SR // 20: middle + SR // 20]) < -60  # windown's silence between the pieces
+    # windown's digital silence between the pieces (Piper's own comma gap is quiet, but never all zeros)
+    assert not np.any(clip[middle - SR // 20: middle + SR // 20])
     assert dbfs(clip[:EDGE_FRAMES]) < -45 and dbfs(clip[-EDGE_FRAMES:]) < -45
 
 
