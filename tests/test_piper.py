@@ -273,3 +273,52 @@ def test_a_build_names_piper_and_its_cue_sheet_has_word_timings(tmp_path):
     for cue in timed:
         for w in cue["words"]:
             assert cue["start_s"] <= w["start_s"] < w["end_s"] <= cue["end_s"] + 0.001, (cue["text"], w)
+
+
+# -- long sentences in pieces, and the shared model file (memory, issue 10) --------------------------------
+
+LONG = "And if you are not sure these movements are right for your back, ask a doctor or physiotherapist first."
+
+
+def test_a_long_sentence_is_split_at_commas_into_pieces_of_whole_words(monkeypatch):
+    monkeypatch.setattr(piper_worker, "phoneme_count", len)  # letters stand in for phonemes here
+    limit = piper_worker.MAX_PIECE_PHONEME_SCALE
+    assert piper_worker.clauses("Let that leg slide down.", 1.0) == ["Let that leg slide down."]
+    pieces = piper_worker.clauses(LONG, 2.0)
+    assert pieces == ["And if you are not sure these movements are right for your back,",
+                      "ask a doctor or physiotherapist first."]
+    three = "Breathe in slowly, hold it there for a moment, and then let it all go as slowly as you can."
+    assert " ".join(piper_worker.clauses(three, limit / 40)) == three
+    assert len(piper_worker.clauses(three, limit / 40)) == 3
+    # no comma, or a comma that would leave a scrap of fewer than three words: said whole
+    no_comma = "Lie on your back with both knees bent and your feet resting flat on the bed."
+    assert piper_worker.clauses(no_comma, 5.0) == [no_comma]
+    scrap = "Now, lie on your back with both knees bent and your feet resting flat on the bed."
+    assert piper_worker.clauses(scrap, 5.0) == [scrap]
+
+
+def test_a_split_sentence_keeps_its_words_with_a_comma_gap_of_windowns_silence(engine, tmp_path):
+    clips = speech.speak([speech.Request(LONG, 140, 1)], engine, "en_US-joe-medium", cache_dir=tmp_path)
+    clip, words = clips[(LONG, 140)], clips.words[(LONG, 140)]
+    assert [w for _, _, w in words] == [w.strip(".,") for w in LONG.split()]
+    back = [w for _, _, w in words].index("back")
+    gap_s = words[back + 1][0] - words[back][1]
+    high = piper.LENGTH_SCALE_RANGE[1]
+    assert piper_worker.clause_pause_ms(1.0) / 1000 <= gap_s <= piper_worker.COMMA_GAP_MS_PER_SCALE * high / 1000
+    middle = int((words[back][1] + gap_s / 2) * SR)
+    # windown's digital silence between the pieces (Piper's own comma gap is quiet, but never all zeros)
+    assert not np.any(clip[middle - SR // 20: middle + SR // 20])
+    assert dbfs(clip[:EDGE_FRAMES]) < -45 and dbfs(clip[-EDGE_FRAMES:]) < -45
+
+
+def test_the_voice_is_prepared_once_with_its_weights_in_a_shared_file(spoken):
+    from windown.speech import cache as clip_cache
+
+    models = clip_cache.cache_dir() / "piper" / "models"  # voices are prepared in the main cache
+    bundled = piper.find_voice(piper.DEFAULT_VOICE).model
+    prepared = models / f"{piper.file_digest(bundled)[:24]}-ext.onnx"
+    data = Path(str(prepared) + ".data")
+    # the graph alone is small; the weights (the voice is 63 MB) are in the file ONNX Runtime maps
+    assert prepared.stat().st_size < 5 * 2**20 and data.stat().st_size > 50 * 2**20
+    assert prepared.stat().st_size + data.stat().st_size > bundled.stat().st_size  # all of it, and the timings
+    assert not [p for p in models.iterdir() if p.suffix == ".part" or p.is_dir()]  # nothing half-written

@@ -87,6 +87,7 @@ class PiperEngine:
         settings = {"noise_scale": NOISE_SCALE, "noise_w_scale": NOISE_W_SCALE,
                     "pause_ms": piper_worker.SENTENCE_PAUSE_MS, "lead_ms": piper_worker.LEAD_MS,
                     "release_ms": piper_worker.RELEASE_MS, "fade_ms": piper_worker.EDGE_FADE_MS,
+                    "piece": piper_worker.MAX_PIECE_PHONEME_SCALE, "comma_ms": piper_worker.COMMA_GAP_MS_PER_SCALE,
                     "calibration": CALIBRATION_VERSION, "output": piper_worker.OUTPUT_VERSION}
         found = find_voice(voice)
         return json.dumps([self.version(), file_digest(found.model), file_digest(found.config), settings])
@@ -315,7 +316,8 @@ def load_error(found: VoiceFile, message: str) -> UserError:
 
 def aligned_model(found: VoiceFile) -> Path:
     """The voice patched to report phoneme durations (for word timings), made once and cached by hash."""
-    out = clip_cache.cache_dir() / "piper" / "models" / f"{file_digest(found.model)[:24]}.onnx"
+    # "-ext": the weights are in `<name>.data` beside it, shared between workers (see patch_for_alignments)
+    out = clip_cache.cache_dir() / "piper" / "models" / f"{file_digest(found.model)[:24]}-ext.onnx"
     if out.is_file():
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -345,7 +347,7 @@ def rate_map(found: VoiceFile, pool: concurrent.futures.Executor):
 
 def calibration(found: VoiceFile, pool: concurrent.futures.Executor) -> list[tuple[float, float]]:
     """(length_scale, seconds of speech) for CALIBRATION_TEXT at each CALIBRATION_SCALE: measured
-    once per voice and settings (the two in parallel), then cached."""
+    once per voice and settings (sentence by sentence over the pool's workers), then cached."""
     key = hashlib.sha256(json.dumps([file_digest(found.model), NOISE_SCALE, NOISE_W_SCALE, CALIBRATION_TEXT,
                                      CALIBRATION_SCALES, CALIBRATION_VERSION, piper_worker.LEAD_MS,
                                      piper_worker.RELEASE_MS]).encode()).hexdigest()[:24]
@@ -354,17 +356,21 @@ def calibration(found: VoiceFile, pool: concurrent.futures.Executor) -> list[tup
         return [(float(a), float(b)) for a, b in json.loads(path.read_text(encoding="utf-8"))["speech_s"]]
     except (OSError, ValueError, KeyError, TypeError):
         pass
-    futures = [pool.submit(piper_worker.measure_speech_s, CALIBRATION_TEXT, scale, NOISE_SCALE, NOISE_W_SCALE)
-               for scale in CALIBRATION_SCALES]
-    measured = []
-    for scale, future in zip(CALIBRATION_SCALES, futures):
+    # one job per sentence and scale, longest first, so both workers share the reading evenly
+    jobs = [(scale, sentence) for scale in CALIBRATION_SCALES for sentence in piper_worker.sentences(CALIBRATION_TEXT)]
+    jobs.sort(key=lambda job: -job[0] * len(job[1]))
+    futures = [(scale, pool.submit(piper_worker.measure_speech_s, sentence, scale, NOISE_SCALE, NOISE_W_SCALE))
+               for scale, sentence in jobs]
+    seconds = dict.fromkeys(CALIBRATION_SCALES, 0.0)
+    for scale, future in futures:
         answer = future.result()
         if answer.get("load_error"):
             raise load_error(found, answer["load_error"])
         if not answer["ok"]:
             raise UserError(f"Piper could not measure this voice's rate ({answer['error']})",
                             "Try another voice with --voice", path=found.model)
-        measured.append((scale, float(answer["speech_s"])))
+        seconds[scale] += float(answer["speech_s"])
+    measured = [(scale, seconds[scale]) for scale in CALIBRATION_SCALES]
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic.write_bytes(path, json.dumps({"speech_s": measured, "voice": found.name,
                                          "words": len(CALIBRATION_TEXT.split())}).encode("utf-8"))

@@ -8,7 +8,10 @@ build whose clips are all cached never pays for them.
 A phrase is spoken one sentence at a time. Piper joins the sentences of one text with no pause, so
 windown puts its own SENTENCE_PAUSE_MS between them, and every gap is known. Each sentence is cut
 at its first and last word (from Piper's phoneme alignments), which also removes the burst of noise
-or breath Piper sometimes adds after a final full stop, then DC-free and faded at both ends.
+or breath Piper sometimes adds after a final full stop, then DC-free and faded at both ends. A long
+sentence is said in pieces split at its commas, with Piper's own comma gap between them, which keeps
+a worker's memory small (MAX_PIECE_PHONEME_SCALE); the voice's weights are mapped from one file
+that every worker shares (patch_for_alignments).
 """
 
 from __future__ import annotations
@@ -16,13 +19,27 @@ from __future__ import annotations
 import json
 import re
 import signal
+import tempfile
 import wave
 from pathlib import Path
 
 import numpy as np
 
-OUTPUT_VERSION = 1  # part of every piper clip's cache key: bump when what a worker writes changes
+OUTPUT_VERSION = 2  # part of every piper clip's cache key: bump when what a worker writes changes
 SENTENCE_PAUSE_MS = 450  # between the sentences of one cue: a calm breath, shorter than a cue gap (700)
+# A sentence longer than this (its phoneme count times length_scale; about 4.5 s of speech) is said
+# in pieces split at its commas. ONNX Runtime's arena keeps a worker's working memory at what its
+# longest utterance needed: measured on one worker (40 phrases at scale 1.9), at most 140 gave 304 MB
+# resident and 105 gave 256 MB, at the same speed; unsplit, the 9-second sentence took 353 MB. At 105,
+# 17 of the presets' 277 sentences are split, all at a comma. Utterances still longer (no comma to
+# split at) hand their extra memory back afterwards (ShrinkingSession).
+MAX_PIECE_PHONEME_SCALE = 105
+MIN_PIECE_WORDS = 3  # never split off a scrap: each piece keeps at least this many words
+# The gap between two pieces, from the first's last word to the second's first, as Piper leaves it at a
+# comma: measured on four of windown's sentences at length_scale 1.9 and 2.6, 165 to 325 ms per unit
+# of scale, median about 225. Each piece is said with its comma, so its tune still runs on.
+COMMA_GAP_MS_PER_SCALE = 225
+CLAUSE_END = re.compile(r"(?<=[,;:])\s+")
 LEAD_MS = 40  # kept before the first word's first phoneme
 RELEASE_MS = 80  # kept after the last word's last phoneme: final consonants ring on a little
 EDGE_FADE_MS = 10  # each sentence fades in and out, so neither end of it clicks
@@ -57,9 +74,29 @@ def init(model_path: str, config_path: str) -> None:
         session = onnxruntime.InferenceSession(model_path, sess_options=options,
                                                providers=["CPUExecutionProvider"])
         config = PiperConfig.from_dict(json.loads(Path(config_path).read_text(encoding="utf-8")))
-        _voice = PiperVoice(session=session, config=config)
+        _voice = PiperVoice(session=ShrinkingSession(session, onnxruntime.RunOptions()), config=config)
     except Exception as exc:  # a file that is not a Piper voice, most likely
         _load_error = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+
+
+class ShrinkingSession:
+    """The ONNX session, which hands its memory arena's free regions back after an utterance longer
+    than MAX_PIECE_PHONEME_SCALE (a sentence with no comma to split at, or the rate calibration's
+    slow reading). Ordinary pieces keep the arena: re-growing it on every run cost time."""
+
+    def __init__(self, session, run_options):
+        self.session = session
+        self.shrink_options = run_options
+        self.shrink_options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
+        self.shrink_next = False
+
+    def run(self, output_names, inputs, run_options=None):
+        if self.shrink_next:
+            return self.session.run(output_names, inputs, self.shrink_options)
+        return self.session.run(output_names, inputs, run_options)
+
+    def __getattr__(self, name):
+        return getattr(self.session, name)
 
 
 class VoiceLoadError(RuntimeError):
@@ -78,12 +115,42 @@ def sentences(text: str) -> list[str]:
     return [p for p in parts if p]
 
 
+def clauses(sentence: str, length_scale: float) -> list[str]:
+    """The sentence as Piper should say it: whole, or split at commas (semicolons, colons) into pieces
+    short enough that a worker's working memory stays small (see MAX_PIECE_PHONEME_SCALE)."""
+    if phoneme_count(sentence) * length_scale <= MAX_PIECE_PHONEME_SCALE:
+        return [sentence]
+    words = sentence.split()
+    best = None  # the clause boundary that best balances the two sides, by letters
+    for match in CLAUSE_END.finditer(sentence):
+        left, right = sentence[:match.start()], sentence[match.end():]
+        if min(len(left.split()), len(right.split())) < MIN_PIECE_WORDS:
+            continue
+        worse = max(len(left), len(right))
+        if best is None or worse < best[0]:
+            best = (worse, left, right)
+    if best is None or len(words) < 2 * MIN_PIECE_WORDS:
+        return [sentence]
+    return clauses(best[1], length_scale) + clauses(best[2], length_scale)
+
+
+def phoneme_count(text: str) -> int:
+    """Phonemes (stress and spaces included) espeak-ng gives for the text: what Piper's model sees."""
+    return sum(len(p) for p in voice().phonemize(text))
+
+
+def clause_pause_ms(length_scale: float) -> int:
+    """Silence put between the pieces of one sentence, so the words keep Piper's own comma gap."""
+    return max(0, round(COMMA_GAP_MS_PER_SCALE * length_scale) - LEAD_MS - RELEASE_MS)
+
+
 def speak_sentence(text: str, length_scale: float, noise_scale: float, noise_w_scale: float
                    ) -> tuple[np.ndarray, list[tuple[int, int, str]] | None, int]:
     """(float audio cut to the words, word spans in samples within it or None, sample rate)."""
     from piper import SynthesisConfig
 
     v = voice()
+    v.session.shrink_next = phoneme_count(text) * length_scale > MAX_PIECE_PHONEME_SCALE
     config = SynthesisConfig(length_scale=length_scale, noise_scale=noise_scale, noise_w_scale=noise_w_scale,
                              normalize_audio=False)  # levelled later with the other engines, per clip
     audio_parts, spans, offset = [], [], 0
@@ -199,16 +266,21 @@ def speak(text: str, length_scale: float, noise_scale: float, noise_w_scale: flo
     rate = voice().config.sample_rate
     pad = np.zeros(rate * PAD_MS // 1000, np.float32)
     pause = np.zeros(rate * SENTENCE_PAUSE_MS // 1000, np.float32)
+    clause_pause = np.zeros(rate * clause_pause_ms(length_scale) // 1000, np.float32)
     position = len(pad)
     pieces.append(pad)
     all_timed = True
-    for n, sentence in enumerate(sentences(text)):
-        audio, timed, rate = speak_sentence(sentence, length_scale, noise_scale, noise_w_scale)
+    said = [(n, part) for n, sentence in enumerate(sentences(text)) for part in clauses(sentence, length_scale)]
+    last_sentence = None
+    for n, part in said:
+        audio, timed, rate = speak_sentence(part, length_scale, noise_scale, noise_w_scale)
         if not len(audio):
             continue
-        if n and len(pieces) > 1:
-            pieces.append(pause)
-            position += len(pause)
+        if len(pieces) > 1:
+            gap = clause_pause if n == last_sentence else pause
+            pieces.append(gap)
+            position += len(gap)
+        last_sentence = n
         if timed is None:
             all_timed = False
         else:
@@ -261,7 +333,11 @@ def measure_speech_s(text: str, length_scale: float, noise_scale: float, noise_w
 def patch_for_alignments(model_path: str, out_path: str) -> dict:
     """Write a copy of the voice that also outputs phoneme durations (Piper's own patch), once per voice.
 
-    Done in a worker, not in the build process: the onnx package holds the whole model in memory."""
+    The weights go to `<out>.data` beside it (ONNX external data): ONNX Runtime then maps that file
+    into memory instead of copying it, so every worker shares one copy of the 62 MB of weights (it
+    measured 60 MB less anonymous memory per worker). Done in a worker, not in the build process:
+    the onnx package holds the whole model in memory. The .onnx is renamed into place last, so its
+    presence means the data file beside it is complete."""
     try:
         import onnx
         from piper.patch_voice_with_alignment import add_alignment_output
@@ -271,9 +347,13 @@ def patch_for_alignments(model_path: str, out_path: str) -> dict:
             add_alignment_output(model)
         except ValueError:  # already patched, or a voice without the duration tensor: use it as it is
             pass
-        tmp = out_path + ".part"
-        onnx.save(model, tmp)
-        Path(tmp).replace(out_path)
+        out = Path(out_path)
+        data_name = out.name + ".data"
+        with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
+            onnx.save(model, str(Path(tmp) / out.name), save_as_external_data=True, all_tensors_to_one_file=True,
+                      location=data_name, size_threshold=1024)
+            (Path(tmp) / data_name).replace(out.parent / data_name)
+            (Path(tmp) / out.name).replace(out)
         return {"ok": True}
     except Exception as exc:
         return {"ok": False, "load_error": f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"}
