@@ -92,7 +92,7 @@ def speak(script: compose.Script, r: routine.Routine, cache_dir: Path | None = N
     return speech.speak(requests, engine, voice, routine_path=r.path, cache_dir=cache_dir)
 
 
-def mix_for(r: routine.Routine, loudness_lufs: float = -18.0) -> Mix:
+def mix_for(r: routine.Routine, loudness_lufs: float = settings.default("loudness")) -> Mix:
     s = r.settings
     return Mix(loudness_lufs=loudness_lufs, ambient_level_db=s.ambient.level_db, tail_ms=s.tail_ms)
 
@@ -108,7 +108,7 @@ def safe_name(name: str) -> str:
 
 
 def build(source: str | routine.Routine, out: Path | None = None, *, profile: personalise.Profile | None = None,
-          journal_use: JournalUse | None = None, loudness_lufs: float = -18.0,
+          journal_use: JournalUse | None = None, loudness_lufs: float = settings.default("loudness"),
           encoding: export.Encoding = export.Encoding.choose(), cache_dir: Path | None = None,
           on_progress: Callable[[str, int, int], None] | None = None, measure: bool = True) -> Result:
     """Build one MP3 and its sidecars, stage by stage. Nothing is written unless every stage succeeds.

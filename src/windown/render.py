@@ -13,7 +13,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from windown import ambient, loudness
+from windown import ambient, loudness, settings
 from windown.loudness import limiter_gain
 from windown.speech.clips import VOICE_LUFS
 from windown.timeline import Event, Timeline
@@ -24,13 +24,13 @@ STEREO_GAIN_DB = 10 * math.log10(2)  # a mono voice on both channels measures 3 
 
 @dataclass(frozen=True)
 class Mix:
-    loudness_lufs: float = -18.0
-    ambient_level_db: float = -20.0  # the bed relative to the voice, while nobody speaks
+    loudness_lufs: float = settings.default("loudness")
+    ambient_level_db: float = settings.default("ambient.level")  # the bed relative to the voice, while nobody speaks
     duck_db: float = 4.0  # the bed dips this much further under each phrase
     attack_ms: int = 300
     release_ms: int = 1000
     fade_in_ms: int = 6000
-    tail_ms: int = 60_000
+    tail_ms: int = settings.default("tail")
     chime_level_db: float = -8.0  # the chime relative to the voice
     ceiling_db: float = -2.0  # the limiter's sample-peak ceiling (true peak stays under -1.5 dBTP)
 

@@ -27,7 +27,7 @@ class Job:
     output: Path                       # the MP3 to write
     profile: str | None = None         # a profile file; None: the default profile when it exists
     overrides: dict[str, Any] = field(default_factory=dict)  # checked setting values by key: "pace", "voice.rate"
-    loudness_lufs: float = -18.0
+    loudness_lufs: float = settings.default("loudness")
     bitrate_kbps: int | None = None    # constant bitrate; else VBR at `quality` (default 4)
     quality: int | None = None
     mono: bool = False
