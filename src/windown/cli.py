@@ -7,7 +7,6 @@ Results go to stdout; progress and errors go to stderr; colour only on a termina
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import signal
@@ -461,11 +460,7 @@ def batch(ctx, sources, output_dir, workers, force, all_presets, scheduler, play
         note(ctx, f"{len(jobs)} jobs into {output_dir}/ {where}")
     outcomes = batching.run(jobs, workers=workers, force=force, scheduler=scheduler, on_event=on_event)
     if not no_journal:
-        with journal.open_journal(journal.default_path(journal_file)) as diary:
-            for o in outcomes:
-                if o.status == "built" and o.session is not None:
-                    diary.add_session(dataclasses.replace(o.session, routine=o.job.routine,
-                                                          output=str(Path(o.job.output).resolve())))
+        batching.record_sessions(outcomes, journal_file)
 
     colour = _stdout_color()
     for status, rest in batching.table(outcomes):

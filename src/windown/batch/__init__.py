@@ -13,13 +13,13 @@ from windown.batch.jobs import (Event, Job, Outcome, check_routine_name, is_batc
                                 output_path, read_batch_file)
 from windown.batch.running import (DASK_HINT, DaskExecutor, Executor, LocalExecutor, Task, build_task, default_workers,
                                run)
-from windown.batch.shelf import (PLAYLIST_NAME, counts, failure, summary, table, track_info, write_playlist,
-                                 write_track)
+from windown.batch.shelf import (PLAYLIST_NAME, counts, failure, record_sessions, summary, table, track_info,
+                                 write_playlist, write_track)
 
 __all__ = [
     "DASK_HINT", "FINGERPRINT_SUFFIX", "PLAYLIST_NAME", "SIDECARS", "DaskExecutor", "Event", "Executor", "Job",
     "LocalExecutor", "Outcome", "Prepared", "Task", "build_task", "check_routine_name", "counts", "default_workers",
     "engine_version", "failure", "fingerprint", "fingerprint_path", "is_batch_file", "jobs_for", "jobs_from",
-    "output_path", "prepare", "read_batch_file", "run", "stale_reason", "summary", "table", "track_info",
+    "output_path", "prepare", "read_batch_file", "record_sessions", "run", "stale_reason", "summary", "table", "track_info",
     "write_playlist", "write_track",
 ]

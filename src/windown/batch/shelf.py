@@ -1,9 +1,11 @@
 """The shelf: the output folder of a batch. Writing a built track onto it (fingerprint last), reading a
-track's title and length back, its M3U playlist, and the summary table `windown batch` prints.
+track's title and length back, its M3U playlist, the journal's record of what was built, and the
+summary table `windown batch` prints.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -29,6 +31,20 @@ def write_track(job: Job, files: dict[str, bytes], inputs: dict) -> None:
     record = {"fingerprint": digest(inputs), "routine": job.routine, "inputs": inputs,
               "mp3_bytes": len(files[".mp3"])}
     atomic.write_text(stamp, json.dumps(record, indent=2, sort_keys=True) + "\n")
+
+
+def record_sessions(outcomes: list[Outcome], journal_path: str | os.PathLike | None) -> None:
+    """Each track built this run into the journal, naming its job's routine and where its MP3 now lies
+    (a worker built it elsewhere, perhaps on another machine)."""
+    from windown import journal
+
+    built = [o for o in outcomes if o.status == "built" and o.session is not None]
+    if not built:
+        return
+    with journal.open_journal(journal.default_path(journal_path)) as diary:
+        for o in built:
+            diary.add_session(dataclasses.replace(o.session, routine=o.job.routine,
+                                                  output=str(Path(o.job.output).resolve())))
 
 
 def track_info(mp3: Path) -> tuple[str | None, float | None]:
