@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import signal
 import subprocess
 import sys
 import wave
@@ -100,6 +101,18 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeou
     full_env = {**os.environ, **(env or {})}
     return subprocess.run([sys.executable, "-m", "windown", *args], cwd=cwd, env=full_env, capture_output=True,
                           text=True, timeout=timeout, **kwargs)
+
+
+def start_windown(*args: str, **kwargs) -> subprocess.Popen:
+    """`python -m windown ARGS` started as a person at a terminal starts it, to be signalled: Ctrl-C
+    (SIGINT) is at its default even when this test run was itself started with SIGINT ignored (as a
+    script's background job is), which a child would otherwise inherit."""
+    return subprocess.Popen([sys.executable, "-m", "windown", *args], preexec_fn=_default_sigint,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
+
+
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def decode(path: Path, channels: int = 2) -> np.ndarray:

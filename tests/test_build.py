@@ -5,15 +5,13 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from conftest import decode, descendants, run_cli, still_running, write
+from conftest import decode, descendants, run_cli, start_windown, still_running, write
 from windown import export
 
 pytestmark = pytest.mark.slow
@@ -131,8 +129,7 @@ def test_loudness_and_true_peak_meet_the_target(tmp_path, shared_cache):
 def _start_build(tmp_path, shared_cache, out):
     routine = write(tmp_path / "long.yaml", SHORT.replace("tail: 12s", "tail: 40m"))
     env = {**os.environ, "WINDOWN_CACHE_DIR": str(shared_cache)}
-    return subprocess.Popen([sys.executable, "-m", "windown", "build", str(routine), "-o", str(out), "--seed", "5"],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return start_windown("build", str(routine), "-o", str(out), "--seed", "5", env=env)
 
 
 def _wait_for_encoder(folder, proc) -> dict:

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import decode, descendants, run_cli, still_running, write
+from conftest import decode, descendants, run_cli, start_windown, still_running, write
 from windown import pipeline
 
 SMALL = """\
@@ -150,8 +150,7 @@ def test_interrupting_synthesis_leaves_the_cache_valid(tmp_path, signum, code, m
     routine = write(tmp_path / "r.yaml", "title: Many words\nvoice: {engine: pyttsx3}\ntail: 30m\nsteps:\n" + lines)
     out = tmp_path / "out" / "r.mp3"
     env = {**os.environ, "WINDOWN_CACHE_DIR": str(cache), "TMPDIR": str(temp)}
-    proc = subprocess.Popen([sys.executable, "-m", "windown", "build", str(routine), "-o", str(out)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    proc = start_windown("build", str(routine), "-o", str(out), env=env, start_new_session=True)
     workers: dict = {}
     while not workers:  # the synthesis workers this build started, by process id
         assert proc.poll() is None, proc.communicate()
@@ -186,8 +185,7 @@ def test_interrupting_piper_synthesis_stops_its_workers(tmp_path, signum, code):
     routine = write(tmp_path / "r.yaml", "title: Many words\nvoice: {engine: piper}\nsteps:\n" + lines)
     out = tmp_path / "out" / "r.mp3"
     env = {**os.environ, "WINDOWN_CACHE_DIR": str(cache), "TMPDIR": str(scratch)}
-    proc = subprocess.Popen([sys.executable, "-m", "windown", "build", str(routine), "-o", str(out)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    proc = start_windown("build", str(routine), "-o", str(out), env=env, start_new_session=True)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not list(scratch.rglob("piper-*.wav")):  # the workers are speaking
         assert proc.poll() is None, proc.communicate()
