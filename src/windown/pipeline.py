@@ -140,8 +140,8 @@ def build(source: str | routine.Routine, out: Path | None = None, *, profile: pe
 
 
 def settings_summary(r: routine.Routine, clips: speech.Clips, mix: Mix) -> dict:
-    """The cue sheet's `settings`: every setting from the table, the voice the engine resolved, and the mix."""
+    """The cue sheet's `settings`: every setting from the table (the tail and engine among them), the voice
+    the engine resolved (the table's is None for "its default"), and the mix's loudness."""
     out = settings.summary(r.settings)
-    out.update(engine=clips.engine, voice=clips.voice, tail_s=mix.tail_ms / 1000, loudness_lufs=mix.loudness_lufs,
-               sample_rate=SAMPLE_RATE)
+    out.update(voice=clips.voice, loudness_lufs=mix.loudness_lufs, sample_rate=SAMPLE_RATE)
     return out
