@@ -6,7 +6,9 @@ then read back as nights, a per-stretch table, verdicts and the changes they mak
 
 from __future__ import annotations
 
+import csv
 import datetime
+import io
 import json
 import os
 import pty
@@ -377,6 +379,23 @@ def test_the_csv_round_trip_is_exact(month_path, tmp_path):
     assert strip(contents_of(other)) == strip(contents_of(path))
     twice = run_cli("journal", "import", str(csv_file), "--journal", str(other))
     assert twice.stdout == f"{csv_file}: 0 rows added, {rows} already in the journal\n"
+
+
+def test_csv_text_a_spreadsheet_would_run_is_quoted_and_comes_back_exact(tmp_path):
+    path = tmp_path / "j.sqlite"
+    notes = ["=HYPERLINK(\"http://x\")", "+1 better", "-ish", "@home", "'=already quoted", "'plain", "fine"]
+    with journal.open_journal(path) as j:
+        for n, note in enumerate(notes):
+            j.add_entry(journal.Entry(stamp(LAST_NIGHT, 21, n), note=note))
+    exported = run_cli("journal", "--csv", "--journal", str(path))
+    assert exported.returncode == 0, exported.stderr
+    written = [row["note"] for row in csv.DictReader(io.StringIO(exported.stdout)) if row["record"] == "entry"]
+    assert written == ["'=HYPERLINK(\"http://x\")", "'+1 better", "'-ish", "'@home", "''=already quoted", "''plain",
+                       "fine"]
+    csv_file = write(tmp_path / "journal.csv", exported.stdout)
+    other = tmp_path / "other.sqlite"
+    assert run_cli("journal", "import", str(csv_file), "--journal", str(other)).returncode == 0
+    assert [e.note for e in contents_of(other).entries] == notes
 
 
 def test_a_bad_csv_row_imports_nothing(month_path, tmp_path):

@@ -28,8 +28,22 @@ def _ids(values: tuple[str, ...]) -> str:
     return ";".join(values)
 
 
+# A text cell a spreadsheet would run as a formula (=, +, -, @, tab, CR) is written after a "'", as
+# spreadsheets themselves do; so is one that starts with "'", so reading back removes exactly one.
+FORMULA_STARTS = tuple("=+-@\t\r'")
+
+
 def _cell(value) -> str:
-    return "" if value is None else str(value)
+    if value is None:
+        return ""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return str(value)
+
+
+def _uncell(value: str) -> str:
+    """A cell as written by _cell, back to its text."""
+    return value[1:] if value[:1] == "'" and value[1:].startswith(FORMULA_STARTS) else value
 
 
 def dumps(contents: Contents) -> str:
@@ -62,7 +76,7 @@ class _Row:
         return UserError(problem, hint, path=self.path, line=self.line)
 
     def text(self, name: str, required: bool = False) -> str | None:
-        value = self.cells.get(name) or ""
+        value = _uncell(self.cells.get(name) or "")
         if required and not value:
             raise self.error(f"'{name}' is empty", "Every row needs it; export a journal with `windown journal "
                              "--csv` to see the format")
