@@ -164,6 +164,22 @@ def test_the_chart_is_the_journal_s_plot_as_svg_never_cached(web, diary):
     assert img and "evening pain, waking pain and sleep over 1 night" in img.group(1)
 
 
+def test_the_chart_is_drawn_again_only_when_the_journal_changes(web, diary, monkeypatch):
+    from windown.journal import plot
+
+    drawn = []
+    real_write = plot.write
+    monkeypatch.setattr(plot, "write", lambda contents, path: drawn.append(len(contents.entries)) or
+                        real_write(contents, path))
+    assert post(web, "evening", pain="4").status_code == 303
+    first = web.get("/journal/chart.svg").content
+    again = web.get("/journal/chart.svg").content
+    assert again == first and drawn == [1]
+    assert post(web, "morning", sleep="3", pain_waking="5").status_code == 303
+    after = web.get("/journal/chart.svg").content
+    assert drawn == [1, 2] and after != first
+
+
 def test_an_empty_journal_shows_the_forms_and_no_chart(tmp_path):
     path = tmp_path / "none-yet.sqlite"
     with client(create_app(tmp_path / "shelf", journal_file=path)) as web:

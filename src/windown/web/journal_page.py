@@ -247,12 +247,24 @@ async def log_entry(request: Request) -> Response:
 _PLOT_LOCK = threading.Lock()  # matplotlib's font cache and text layout are not for two threads at once
 
 
+_drawn: dict[Path, tuple[str, bytes]] = {}  # per journal: the contents last drawn, and the SVG
+
+
 def _chart_svg(path: Path) -> bytes:
+    """The chart, drawn again only when the journal's rows have changed (drawing takes about a second,
+    reading the rows a few milliseconds), so opening the page again costs nothing."""
     from windown.journal import plot
 
     contents, _ = _read(path)
-    with tempfile.TemporaryDirectory(prefix="windown-chart-") as folder, _PLOT_LOCK:  # 0700: health data
-        return plot.write(contents, Path(folder) / "journal.svg").read_bytes()
+    drawn_from = repr(contents)
+    with _PLOT_LOCK:
+        known = _drawn.get(path)
+        if known is not None and known[0] == drawn_from:
+            return known[1]
+        with tempfile.TemporaryDirectory(prefix="windown-chart-") as folder:  # 0700: health data
+            svg = plot.write(contents, Path(folder) / "journal.svg").read_bytes()
+        _drawn[path] = (drawn_from, svg)
+        return svg
 
 
 async def chart(request: Request) -> Response:
