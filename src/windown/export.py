@@ -377,7 +377,7 @@ def write_track(blocks: Iterable[np.ndarray], out: Path, *, title: str, timeline
                 words: dict, settings: dict, encoding: Encoding) -> Written:
     """The MP3 (tags and chapters) from the rendered blocks, then its transcripts and cue sheet."""
     rate = timeline.sample_rate
-    total_ms = total_frames * 1000 // rate
+    total_ms = frame_ms(total_frames, rate)
     chapters = chapter_list(timeline, total_ms)
     size = encode_mp3(blocks, out, sample_rate=rate, tags=track_tags(title), chapters=chapters, encoding=encoding)
     sheet = cue_sheet(title=title, duration_s=total_ms / 1000, speech_end_s=timeline.speech_end_frame / rate,
@@ -387,10 +387,11 @@ def write_track(blocks: Iterable[np.ndarray], out: Path, *, title: str, timeline
 
 def chapter_list(tl: Timeline, total_ms: int) -> list[Chapter]:
     """The timeline's chapters in ms; the last one runs to the end of the sleep tail."""
+    rate = tl.sample_rate
     out = []
     for i, span in enumerate(tl.chapters):
-        end_ms = total_ms if i == len(tl.chapters) - 1 else int(tl.ms(span.stop_frame))
-        out.append(Chapter(span.label, int(tl.ms(span.start_frame)), end_ms, span.stretch))
+        end_ms = total_ms if i == len(tl.chapters) - 1 else frame_ms(span.stop_frame, rate)
+        out.append(Chapter(span.label, frame_ms(span.start_frame, rate), end_ms, span.stretch))
     return out
 
 
@@ -401,7 +402,7 @@ def cue_list(tl: Timeline, words: dict | None = None) -> list[dict]:
     for e in tl.events:
         if e.kind != "speech":
             continue
-        cue = {"start_ms": int(round(tl.ms(e.start_frame))), "end_ms": int(round(tl.ms(e.stop_frame))),
+        cue = {"start_ms": frame_ms(e.start_frame, tl.sample_rate), "end_ms": frame_ms(e.stop_frame, tl.sample_rate),
                "text": e.text, "chapter": e.chapter or None}
         timed = (words or {}).get((e.text, e.rate_wpm))
         if timed:
@@ -446,11 +447,11 @@ def to_srt(cues: Iterable[dict]) -> str:
 
 
 def to_lrc(cues: Iterable[dict], *, title: str, length_ms: int) -> str:
-    """LRC for music players' synced lyrics: [mm:ss.xx] in centiseconds; minutes may pass 59."""
-    length_s = round(length_ms / 1000)
+    """LRC for music players' synced lyrics: [mm:ss.xx], each start to the nearest hundredth; minutes may pass 59."""
+    length_s = _nearest(length_ms, 1000)
     lines = [f"[ti:{_one_line(title)}]", f"[length:{length_s // 60:02d}:{length_s % 60:02d}]"]
     for cue in cues:
-        centiseconds = cue["start_ms"] // 10
+        centiseconds = _nearest(cue["start_ms"], 10)
         minutes, centiseconds = divmod(centiseconds, 6000)
         lines.append(f"[{minutes:02d}:{centiseconds // 100:02d}.{centiseconds % 100:02d}]{_one_line(cue['text'])}")
     return "\n".join(lines) + "\n"
@@ -478,6 +479,17 @@ def write_sidecars(mp3_path: Path, sheet: dict) -> list[Path]:
             raise
         paths.append(path)
     return paths
+
+
+def frame_ms(frame: int, sample_rate: int) -> int:
+    """A frame's time in whole ms, to the nearest (halves up): every time in the track's files is rounded
+    so, from the frame once, never cut, so a chapter and the words that open it share one start."""
+    return _nearest(frame * 1000, sample_rate)
+
+
+def _nearest(value: int, step: int) -> int:
+    """value / step rounded to the nearest whole number, halves up (ms -> centiseconds for LRC)."""
+    return (2 * int(value) + step) // (2 * step)
 
 
 def _seconds(ms: int) -> float:
