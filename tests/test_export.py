@@ -286,7 +286,8 @@ def test_lrc_text_counts_minutes_past_an_hour():
 def test_cue_sheet_rounds_every_time_to_the_millisecond():
     sheet = export.cue_sheet(title="Evening", duration_s=3730.40049, speech_end_s=3726.5004, cues=CUES,
                              chapters=[Chapter("Settle", 0, 61_000), Chapter("Knees to chest", 61_000, 3_730_400)],
-                             settings={"pace": "slow", "voice": "slt"})
+                             settings={"pace": "slow", "voice": "slt"},
+                             holds=[{"label": "the hold of knees to chest", "start_ms": 65_004, "end_ms": 95_004}])
     assert sheet == {
         "title": "Evening",
         "duration_s": 3730.4,
@@ -298,6 +299,7 @@ def test_cue_sheet_rounds_every_time_to_the_millisecond():
         ],
         "chapters": [{"title": "Settle", "start_s": 0.0, "end_s": 61.0},
                      {"title": "Knees to chest", "start_s": 61.0, "end_s": 3730.4}],
+        "holds": [{"label": "the hold of knees to chest", "start_s": 65.004, "end_s": 95.004}],
         "settings": {"pace": "slow", "voice": "slt"},
     }
 

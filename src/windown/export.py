@@ -376,13 +376,21 @@ def track_tags(title: str) -> dict[str, str]:
 def write_track(blocks: Iterable[np.ndarray], out: Path, *, title: str, timeline: Timeline, total_frames: int,
                 words: dict, settings: dict, encoding: Encoding) -> Written:
     """The MP3 (tags and chapters) from the rendered blocks, then its transcripts and cue sheet."""
-    rate = timeline.sample_rate
-    total_ms = frame_ms(total_frames, rate)
+    total_ms = frame_ms(total_frames, timeline.sample_rate)
     chapters = chapter_list(timeline, total_ms)
-    size = encode_mp3(blocks, out, sample_rate=rate, tags=track_tags(title), chapters=chapters, encoding=encoding)
-    sheet = cue_sheet(title=title, duration_s=total_ms / 1000, speech_end_s=timeline.speech_end_frame / rate,
-                      cues=cue_list(timeline, words), chapters=chapters, settings=settings)
+    size = encode_mp3(blocks, out, sample_rate=timeline.sample_rate, tags=track_tags(title), chapters=chapters,
+                      encoding=encoding)
+    sheet = track_sheet(timeline, total_frames, title=title, words=words, settings=settings)
     return Written(out, write_sidecars(out, sheet), total_ms / 1000, size)
+
+
+def track_sheet(tl: Timeline, total_frames: int, *, title: str, words: dict | None, settings: dict) -> dict:
+    """The cue sheet of a track placed on `tl` and `total_frames` long: what a build writes beside the
+    MP3 and what `windown script --json` prints (there with the personalisation's changes added)."""
+    total_ms = frame_ms(total_frames, tl.sample_rate)
+    return cue_sheet(title=title, duration_s=total_ms / 1000, speech_end_s=tl.speech_end_frame / tl.sample_rate,
+                     cues=cue_list(tl, words), chapters=chapter_list(tl, total_ms), holds=hold_list(tl),
+                     settings=settings)
 
 
 def chapter_list(tl: Timeline, total_ms: int) -> list[Chapter]:
@@ -413,11 +421,17 @@ def cue_list(tl: Timeline, words: dict | None = None) -> list[dict]:
     return out
 
 
+def hold_list(tl: Timeline) -> list[dict]:
+    """Every timed hold (a stretch held, or one side of it) in ms, with the label the script gives it."""
+    return [{"label": h.label, "start_ms": frame_ms(h.start_frame, tl.sample_rate),
+             "end_ms": frame_ms(h.stop_frame, tl.sample_rate)} for h in tl.holds]
+
+
 # --- transcripts and the cue sheet ---------------------------------------------------------------
 
 def cue_sheet(*, title: str, duration_s: float, speech_end_s: float, cues: list[dict],
-              chapters: list[Chapter], settings: dict) -> dict:
-    """The JSON cue sheet: every spoken line and chapter in seconds (3 decimals = whole ms)."""
+              chapters: list[Chapter], settings: dict, holds: Iterable[dict] = ()) -> dict:
+    """The JSON cue sheet: every spoken line, chapter and hold in seconds (3 decimals = whole ms)."""
     return {
         "title": title,
         "duration_s": round(duration_s, 3),
@@ -428,6 +442,8 @@ def cue_sheet(*, title: str, duration_s: float, speech_end_s: float, cues: list[
         "chapters": [{"title": chapter.title, "start_s": _seconds(chapter.start_ms),
                       "end_s": _seconds(chapter.end_ms), **({"stretch": chapter.stretch} if chapter.stretch else {})}
                      for chapter in chapters],
+        "holds": [{"label": hold["label"], "start_s": _seconds(hold["start_ms"]), "end_s": _seconds(hold["end_ms"])}
+                  for hold in holds],
         "settings": settings,
     }
 
