@@ -338,8 +338,16 @@ def voices(engine):
 
     eng = speech.get_engine(engine)
     eng.check()
-    for voice_id, description in eng.voices():
+    listed = eng.voices()
+    for voice_id, description in listed:
         click.echo(f"{voice_id:32s} {description}")
+    pairs = [v.split("+", 1) for v, _ in listed if "+" in v]
+    variants = [variant for _, variant in pairs]
+    others = [v for v, _ in listed if "+" not in v and v not in {base for base, _ in pairs}
+              and v.rsplit("/", 1)[-1].startswith("en")]
+    if others and variants:  # a note for people, on stderr so the list stays one voice a line
+        click.echo(f"A variant also goes on any language above: LANGUAGE+VARIANT, such as "
+                   f"{min(others, key=len)}+{'m3' if 'm3' in variants else variants[0]}.", err=True)
 
 
 @cli.command()
