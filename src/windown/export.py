@@ -498,8 +498,8 @@ def write_sidecars(mp3_path: Path, sheet: dict) -> list[Path]:
 
 
 def frame_ms(frame: int, sample_rate: int) -> int:
-    """A frame's time in whole ms, to the nearest (halves up): every time in the track's files is rounded
-    so, from the frame once, never cut, so a chapter and the words that open it share one start."""
+    """A frame's time in whole ms, rounded to the nearest (halves up), never cut. Every time in a track's
+    files is rounded from its frame once, so a chapter and the words that open it share one start."""
     return _nearest(frame * 1000, sample_rate)
 
 
