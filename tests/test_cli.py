@@ -221,3 +221,37 @@ def test_an_ambient_file_from_a_flag_is_reported_by_its_own_name(tmp_path):
     assert result.returncode == 2
     assert result.stderr.startswith(f"{tmp_path / 'gone.ogg'}: ambient file not found. Check the path")
     assert not (tmp_path / "r.mp3").exists()
+
+
+# --- script --json and the cue sheet --------------------------------------------------------------
+
+def _keys(value) -> set[str]:
+    """Every key anywhere in a JSON document."""
+    if isinstance(value, dict):
+        return set(value) | {k for v in value.values() for k in _keys(v)}
+    if isinstance(value, list):
+        return {k for v in value for k in _keys(v)}
+    return set()
+
+
+def test_script_json_is_the_cue_sheet_a_build_writes_plus_the_changes(tmp_path):
+    """One shape: seconds with three decimals, holds in both; `changes` only in `script --json` (it can
+    quote the journal, which never goes into a track's files)."""
+    r = write(tmp_path / "r.yaml", "title: Short\nvoice: {engine: espeak-ng}\nambient: none\ntail: 5s\n"
+              "steps:\n  - say: Settle in and let the day go.\n  - stretch: knee-to-chest\n")
+    script = run_cli("script", str(r), "--json", "--pace", "slow")
+    assert script.returncode == 0, script.stderr
+    data = json.loads(script.stdout)
+    built = run_cli("build", str(r), "--pace", "slow", "-o", str(tmp_path / "short.mp3"))
+    assert built.returncode == 0, built.stderr
+    sheet = json.loads((tmp_path / "short.json").read_text("utf-8"))
+    changes = data.pop("changes")
+    assert changes and changes[0].startswith("slow pace")
+    assert data == sheet
+    assert not {k for k in _keys(sheet) if k.endswith("_ms")}
+    holds = sheet["holds"]
+    assert [h["label"] for h in holds] == ["the hold of knee to chest (right side)",
+                                           "the hold of knee to chest (left side)"] * 2  # two rounds a side
+    assert {round(h["end_s"] - h["start_s"], 3) for h in holds} == {37.5}  # 30 s x1.25, in the safe range
+    assert sheet["cues"][0]["start_s"] <= holds[0]["start_s"] < holds[0]["end_s"] <= sheet["speech_end_s"]
+    assert sheet["duration_s"] >= sheet["speech_end_s"] + 5

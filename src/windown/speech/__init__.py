@@ -49,18 +49,22 @@ class Engine(Protocol):
 
 
 def get_engine(name: str) -> Engine:
+    engines = _engines()
+    if name not in engines:
+        hint = closest(name, engines) or "Choose one of: " + ", ".join(engines)
+        raise UserError(f"unknown speech engine '{name}'", hint)
+    return engines[name]()
+
+
+def _engines() -> dict[str, Callable[[], Engine]]:
     from windown.speech import espeak, festival, piper, pyttsx3_engine
 
-    engines: dict[str, Callable[[], Engine]] = {
+    return {
         "piper": piper.PiperEngine,
         "pyttsx3": pyttsx3_engine.Pyttsx3Engine,
         "espeak-ng": espeak.EspeakEngine,
         "festival": festival.FestivalEngine,
     }
-    if name not in engines:
-        hint = closest(name, engines) or "Choose one of: " + ", ".join(engines)
-        raise UserError(f"unknown speech engine '{name}'", hint)
-    return engines[name]()
 
 
 @dataclass(frozen=True)
@@ -71,20 +75,52 @@ class Request:
 
 
 def resolve_voice(engine: Engine, voice: str | None) -> str:
-    """The engine's voice id for `voice`, or a UserError listing what the engine has.
+    """The engine's voice id for `voice`, named as `windown voices` lists it and the cue sheet writes it,
+    or a UserError listing what the engine has (or naming the engine whose voice it is).
 
-    An engine whose voices are files (piper) resolves them itself, checking the file."""
+    Each engine has one naming: piper `en_US-joe-medium` (or an .onnx path), pyttsx3 `gmw/en-us+f3`,
+    espeak-ng `en-us+f3`, festival `cmu_us_slt_arctic_hts`. Where variants are listed (`LANG+VARIANT`),
+    a listed variant also goes on any listed language. An engine whose voices are files (piper)
+    resolves them itself, checking the file."""
+    try:
+        return _resolve(engine, voice)
+    except UserError as exc:
+        owner = _engine_with_voice(voice, engine.name) if voice else None
+        if owner is None:
+            raise
+        raise UserError(f"the {engine.name} engine has no voice '{voice}'",
+                        f"'{voice}' is a voice of the {owner} engine: choose that engine with --engine {owner} "
+                        f"(in a routine, `engine: {owner}` under `voice:`)") from exc
+
+
+def _resolve(engine: Engine, voice: str | None) -> str:
     if hasattr(engine, "resolve"):
         return engine.resolve(voice)
     if voice is None or voice == engine.default_voice():
         return engine.default_voice()
     ids = [v for v, _ in engine.voices()]
     base, _, variant = voice.partition("+")
-    if voice in ids or (base in ids and (not variant or any(i.endswith("+" + variant) for i in ids))):
+    if voice in ids or (base in ids and "+" not in base and
+                        (not variant or any(i.endswith("+" + variant) for i in ids))):
         return voice
     hint = closest(voice, ids)
     raise UserError(f"the {engine.name} engine has no voice '{voice}'",
                     (hint + " " if hint else "") + f"Run `windown voices --engine {engine.name}` to list them")
+
+
+def _engine_with_voice(voice: str, besides: str) -> str | None:
+    """The installed engine other than `besides` that has this voice, for the error that names it."""
+    for name, make in _engines().items():
+        if name == besides:
+            continue
+        try:
+            engine = make()
+            engine.check()
+            _resolve(engine, voice)
+        except UserError:
+            continue
+        return name
+    return None
 
 
 class Clips(dict):

@@ -107,7 +107,10 @@ class PiperEngine:
         if voice is None:
             return DEFAULT_VOICE
         found = find_voice(voice)
-        return found.name if found.name == voice else str(found.model)
+        if found.name == voice:
+            return voice
+        listed = [v.name for v in installed_voices() if os.path.abspath(v.model) == os.path.abspath(found.model)]
+        return listed[0] if listed else str(found.model)  # a listed voice by its listed name, whatever the path
 
     def synthesize(self, phrases: list[tuple[str, int]], voice: str, out_dir: Path):
         """All phrases over one worker process per core, each loading the voice once."""

@@ -49,7 +49,15 @@ class Pyttsx3Engine:
         return DEFAULT_VOICE if sys.platform.startswith("linux") else ""
 
     def voices(self) -> list[tuple[str, str]]:
-        return [tuple(v) for v in _probe()["voices"]]
+        """The platform's voices, then (on Linux) every espeak-ng variant on the default's language
+        (`gmw/en-us+f3`), so the default voice and its siblings are listed as they are accepted."""
+        probe = _probe()
+        out = [(str(v), str(d)) for v, d in probe["voices"]]
+        base = DEFAULT_VOICE.partition("+")[0]
+        language = dict(out).get(base, base)
+        if sys.platform.startswith("linux"):
+            out += [(f"{base}+{variant}", f"{language}, variant {name}") for variant, name in probe.get("variants", [])]
+        return out
 
     def synthesize(self, phrases: list[tuple[str, int]], voice: str, out_dir: Path):
         """Split the phrases over one worker process per core; each returns a path or an error per phrase."""

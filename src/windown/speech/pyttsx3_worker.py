@@ -34,7 +34,7 @@ def main() -> None:
     if request.get("probe"):
         voices = [[v.id, v.name or v.id] for v in engine.getProperty("voices")]
         answers.write(json.dumps({"ok": True, "version": importlib.metadata.version("pyttsx3"),
-                                  "voices": voices}) + "\n")
+                                  "voices": voices, "variants": espeak_variants()}) + "\n")
         return
     if request["voice"]:  # '' keeps the platform's default voice
         engine.setProperty("voice", request["voice"])
@@ -48,6 +48,18 @@ def main() -> None:
             answers.write(json.dumps({"ok": True, "path": job["path"]}) + "\n")
         except Exception as exc:
             answers.write(json.dumps({"ok": False, "error": str(exc)}) + "\n")
+
+
+def espeak_variants() -> list[list[str]]:
+    """espeak-ng's variants as [id, name] (["f3", "female3"]): on Linux a pyttsx3 voice takes one after a
+    '+' (gmw/en-us+f3), but pyttsx3 lists only the languages. Asked of the library pyttsx3 speaks with."""
+    if not sys.platform.startswith("linux"):
+        return []
+    from pyttsx3.drivers import _espeak
+
+    spec = _espeak.VOICE()
+    spec.languages = b"variant"  # what `espeak-ng --voices=variant` asks for
+    return [[v.identifier.decode().rsplit("/", 1)[-1], v.name.decode()] for v in _espeak.ListVoices(spec)]
 
 
 def set_rate(engine, rate_wpm: int) -> None:
