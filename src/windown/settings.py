@@ -179,7 +179,7 @@ SETTINGS: tuple[Setting, ...] = (
             "the speech engine: piper is a calm neural voice; pyttsx3, espeak-ng and festival are older",
             choices=ENGINES, flag="--engine"),
     Setting("voice.voice", "voice.voice", "text", None, "Voice",
-            "a voice of that engine; `windown voices` lists them", flag="--voice", max_chars=1000),
+            "a voice of that engine; `windown voices --engine NAME` lists them", flag="--voice", max_chars=1000),
     Setting("voice.rate", "voice.rate_wpm", "whole", 140, "Speaking rate",
             "speaking rate in words per minute", unit="wpm", low=80, high=300, flag="--rate"),
     Setting("breathing.inhale", "breathing.inhale_ms", "duration", 4000, "Breathe in",
