@@ -6,6 +6,7 @@ import json
 import os
 import pty
 import re
+import signal
 import subprocess
 import sys
 
@@ -221,3 +222,35 @@ def test_an_ambient_file_from_a_flag_is_reported_by_its_own_name(tmp_path):
     assert result.returncode == 2
     assert result.stderr.startswith(f"{tmp_path / 'gone.ogg'}: ambient file not found. Check the path")
     assert not (tmp_path / "r.mp3").exists()
+
+
+# --- a closed pipe (issue 13, defect 9) ---------------------------------------------------------------
+
+PRINTING_COMMANDS = [("script", "quick-wind-down"), ("presets",), ("stretches",), ("settings",), ("schema",),
+                     ("sounds",), ("voices", "--engine", "espeak-ng")]
+
+
+@pytest.mark.parametrize("command", PRINTING_COMMANDS, ids=lambda c: c[0])
+def test_a_pipe_closed_by_its_reader_ends_the_command_quietly_as_sigpipe(command, tmp_path):
+    """The reader went away before the first line (a real pipe whose read end is closed): windown stops
+    as `yes` or `seq` would, killed by SIGPIPE (the shell shows 141), with nothing on stderr."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        result = subprocess.run([sys.executable, "-m", "windown", *command], stdout=write_end,
+                                stderr=subprocess.PIPE, text=True, timeout=600, cwd=tmp_path)
+    finally:
+        os.close(write_end)
+    assert result.returncode == -signal.SIGPIPE
+    assert result.stderr == ""
+
+
+def test_script_into_head_exits_like_the_tools_around_it(tmp_path):
+    """`windown script quick-wind-down | head -1` in a real shell: the first line, no message, and the
+    status (with pipefail) of a tool killed by SIGPIPE, or 0 when it finished before head left."""
+    result = subprocess.run(["bash", "-o", "pipefail", "-c",
+                             f"'{sys.executable}' -m windown script quick-wind-down | head -1"],
+                            capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert result.stdout == "Quick wind-down\n"
+    assert result.stderr == ""
+    assert result.returncode in (0, 128 + signal.SIGPIPE)

@@ -1,7 +1,9 @@
 """The command line: thin wrappers over the library, and the one place errors become exit codes.
 
 Exit codes: 0 success, 1 a build failed, 2 bad input or usage, 3 a bug in windown (its traceback is
-saved to a file), 130/143 interrupted (SIGINT/SIGTERM).
+saved to a file), 130/143 interrupted (SIGINT/SIGTERM). When the reader of its output goes away
+(`windown script x | head -1`), windown ends as `cat`, `seq` or `git log` do: silently, killed by
+SIGPIPE (a shell shows 141), so a pipeline with `pipefail` treats it as those tools, not as a failed build.
 Results go to stdout; progress and errors go to stderr; colour only on a terminal without NO_COLOR.
 """
 
@@ -54,12 +56,25 @@ def _talk_options() -> list[click.Option]:
                          callback=_set_verbose, help="Say more about each stage.")]
 
 
+class PipeClosed(Exception):
+    """The reader of stdout or stderr went away. Not an OSError, so click does not turn it into exit code 1."""
+
+
 class Group(click.Group):
     """Every command also takes -q/-v after its name."""
 
     def add_command(self, cmd: click.Command, name: str | None = None) -> None:
         cmd.params.extend(_talk_options())
         super().add_command(cmd, name)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            result = super().invoke(ctx)
+            if ctx.parent is None:
+                sys.stdout.flush()  # the last buffered output fails here, not at exit where nobody can catch it
+            return result
+        except BrokenPipeError:
+            raise PipeClosed() from None
 
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -750,6 +765,19 @@ def schema():
     click.echo(json.dumps(routine_schema.schema(), indent=2))
 
 
+def _die_of_sigpipe() -> None:
+    """End as a C tool does when its reader leaves: by SIGPIPE, after every `finally` has run, with no
+    message. Output still buffered for the closed pipe is dropped (stdout now points at /dev/null)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGPIPE)
+    sys.exit(128 + signal.SIGPIPE)  # where SIGPIPE cannot kill (it can on every POSIX system)
+
+
 def main() -> None:
     """Entry point: run the CLI, turning every known failure into one line and an exit code."""
     def on_term(signum, frame):
@@ -773,8 +801,8 @@ def main() -> None:
     except Interrupted:
         click.echo("stopped; no partial file was written", err=True)
         sys.exit(143)
-    except BrokenPipeError:
-        sys.exit(0)
+    except (PipeClosed, BrokenPipeError):
+        _die_of_sigpipe()
     except Exception as exc:  # not bad input, not a failed build: a bug in windown
         click.echo(errors.report_bug(exc), err=True)
         sys.exit(errors.BUG_EXIT_CODE)
