@@ -134,10 +134,53 @@ def test_init_refuses_to_overwrite_unless_forced(tmp_path):
     forced = run_cli("init", "mine.yaml", "--force", cwd=tmp_path)
     assert forced.returncode == 0
     assert target.read_text().startswith("# A windown routine")
-    missing = run_cli("init", "no/such/folder/r.yaml", cwd=tmp_path)
-    assert missing.returncode == 2
-    assert missing.stderr == "no/such/folder: its folder does not exist. Create the folder first, or choose another " \
-                             "place\n"
+
+
+def test_init_creates_the_folder_as_build_o_does(tmp_path):
+    made = run_cli("init", "routines/evening/new.yaml", cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    assert made.stdout == "routines/evening/new.yaml\n"
+    assert (tmp_path / "routines" / "evening" / "new.yaml").read_text().startswith("# A windown routine")
+    write(tmp_path / "blocker", "a file, not a folder\n")
+    blocked = run_cli("init", "blocker/new.yaml", cwd=tmp_path)
+    assert blocked.returncode == 2
+    assert blocked.stderr == "blocker: cannot create its folder (File exists). Choose another place\n"
+
+
+# --- -o: where the MP3 goes (issue 13, defect 3) -------------------------------------------------------
+
+TINY = "title: Tiny\nvoice: {engine: espeak-ng, rate: 170}\nsafety: false\nambient: none\ntail: 2s\nsteps:\n" \
+       "  - say: Good night.\n"
+
+
+@pytest.mark.parametrize("given, made", [
+    ("tonight", "tonight.mp3"),              # no extension: .mp3 is added
+    ("Tonight.MP3", "Tonight.MP3"),
+    ("shelf/", "shelf/tiny.mp3"),            # a folder written with its slash, made if missing
+    ("existing", "existing/tiny.mp3"),       # a folder that exists
+    ("v1.2", "v1.2.mp3"),                    # `.2` is not an extension
+])
+def test_o_names_a_file_or_a_folder_and_the_track_is_always_an_mp3(given, made, tmp_path):
+    write(tmp_path / "tiny.yaml", TINY)
+    (tmp_path / "existing").mkdir()
+    result = run_cli("-q", "build", "tiny.yaml", "-o", given, "--no-journal", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    out = tmp_path / made
+    assert out.read_bytes()[:3] == b"ID3"
+    assert out.with_suffix(".json").is_file()
+    assert sorted(p.name for p in out.parent.iterdir() if p.name.lower().endswith(".mp3")) == [out.name]
+
+
+@pytest.mark.parametrize("given", ["x.wav", "night.ogg", "out/track.flac"])
+def test_o_with_another_extension_is_one_line_and_writes_nothing(given, tmp_path):
+    write(tmp_path / "tiny.yaml", TINY)
+    result = run_cli("build", "tiny.yaml", "-o", given, "--no-journal", cwd=tmp_path)
+    assert result.returncode == 2
+    suffix = given.rsplit(".", 1)[1]
+    stem = given.rsplit(".", 1)[0]
+    assert result.stderr == (f"{given}: windown writes MP3 files, not .{suffix}. Name it {stem}.mp3, or leave the "
+                             "extension off and .mp3 is added\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.yaml"]
 
 
 # --- schema -----------------------------------------------------------------------------------------

@@ -168,7 +168,8 @@ def journal_use(journal_file: str | None, no_journal: bool, record: bool) -> pip
 @cli.command()
 @click.argument("routine_name", metavar="ROUTINE")
 @personal_options
-@click.option("-o", "--output", type=click.Path(), help="Output MP3 (default: output/<name>.mp3).")
+@click.option("-o", "--output", type=click.Path(), help="Output MP3 (default: output/<name>.mp3); a folder (existing, "
+              "or ending in /) gets <name>.mp3, a name without an extension gets .mp3.")
 @setting_options(settings.ENCODING)
 @journal_options
 @click.pass_obj
@@ -191,7 +192,7 @@ def build(ctx, routine_name, output, journal_file, no_journal, **opts):
     enc = flag_values(opts, settings.ENCODING)
     settings.check_encoding(enc)
     progress = Progress(ctx)
-    result = pipeline.build(routine_name, Path(output) if output else None, profile=profile_from(opts),
+    result = pipeline.build(routine_name, output, profile=profile_from(opts),
                             journal_use=journal_use(journal_file, no_journal, record=True),
                             loudness_lufs=enc.get("loudness", settings.default("loudness")),
                             encoding=export.Encoding.choose(enc.get("bitrate"), enc.get("quality"),
@@ -511,9 +512,11 @@ def init(file, force):
     path = Path(file)
     if path.exists() and not force:
         raise UserError("the file already exists", "Choose another name, or add --force to overwrite it", path=path)
-    if not path.parent.is_dir():
-        raise UserError("its folder does not exist", "Create the folder first, or choose another place",
-                        path=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)  # as `build -o` does
+    except OSError as exc:
+        raise UserError(f"cannot create its folder ({exc.strerror})", "Choose another place",
+                        path=path.parent) from None
     atomic.write_text(path, starter.starter(path.name))
     click.echo(str(path))
 

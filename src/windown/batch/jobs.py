@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from windown import library, pipeline, settings, source
+from windown import export, library, pipeline, settings, source
 from windown.errors import RoutineError, UserError, closest, kind_of
 from windown.settings import Settings
 from windown.source import Fields, Map, Seq
@@ -170,6 +170,16 @@ def read_batch_file(path: str | os.PathLike, folder: str | os.PathLike = "output
     return jobs
 
 
+def _output_name(value: Any, f: Fields, key: str) -> str:
+    """A job's `output`: a name in the output folder, `.mp3` or no extension, as `-o` takes."""
+    name = source.text(100)(value, f, key)
+    try:
+        export.mp3_name(name)
+    except UserError as exc:
+        raise f.error(key, exc.problem, exc.hint) from None
+    return name
+
+
 def _mapping(value: Any, f: Fields, key: str) -> Map:
     if not isinstance(value, Map):
         raise f.error(key, f"'{key}' must be a mapping, not {kind_of(value)}",
@@ -209,7 +219,7 @@ def _read_job(f: Fields, batch_path: str, *, with_routine: bool) -> dict:
             spec["routine"] = name
         else:
             raise missing_routine(name, path=batch_path, line=f.line("routine"))
-        spec["output"] = f.get("output", source.text(100))
+        spec["output"] = f.get("output", _output_name)
     profile = f.get("profile", source.text(1000))
     if profile is not None:
         spec["profile"] = _relative(batch_path, profile)
