@@ -9,12 +9,15 @@ import re
 import signal
 import subprocess
 import sys
+import wave
+from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 from click.testing import CliRunner
 
-from conftest import REPO, run_cli, write
+from conftest import REPO, decode, run_cli, write
 from windown import __version__, library, source
 from windown.cli import cli
 from windown.schema import DURATION_PATTERN
@@ -254,16 +257,19 @@ def test_validate_catches_a_missing_ambient_file(tmp_path):
     path.write_text("title: T\nambient: {sound: waves.ogg}\nsteps:\n  - pause: 2s\n")
     result = run_cli("validate", str(path))
     assert result.returncode == 2
-    assert result.stderr.startswith(f"{path}:2: ambient file not found: {tmp_path / 'waves.ogg'}. Check the path")
+    assert result.stderr.startswith(f"{path}:2: ambient file not found: waves.ogg. A path in a routine, profile or "
+                                    "batch file is relative to that file")
     assert len(result.stderr.strip().splitlines()) == 1
 
 
 def test_an_ambient_file_from_a_flag_is_reported_by_its_own_name(tmp_path):
-    """--ambient has no routine line to point at, so the error names the file alone."""
+    """--ambient has no routine line to point at, so the error names the file alone, and its rule."""
     path = write(tmp_path / "r.yaml", "title: T\nambient: rain\nsteps:\n  - pause: 2s\n")
     result = run_cli("build", str(path), "--ambient", str(tmp_path / "gone.ogg"), "-o", str(tmp_path / "r.mp3"))
     assert result.returncode == 2
-    assert result.stderr.startswith(f"{tmp_path / 'gone.ogg'}: ambient file not found. Check the path")
+    assert result.stderr.startswith(f"{tmp_path / 'gone.ogg'}: ambient file not found. A path in a routine, "
+                                    "profile or batch file is relative to that file, one on the command line to "
+                                    "the current folder")
     assert not (tmp_path / "r.mp3").exists()
 
 
@@ -297,3 +303,71 @@ def test_script_into_head_exits_like_the_tools_around_it(tmp_path):
     assert result.stdout == "Quick wind-down\n"
     assert result.stderr == ""
     assert result.returncode in (0, 128 + signal.SIGPIPE)
+
+
+# --- where a sound file is found (issue 13, defect 4) -------------------------------------------------
+
+def hum_wav(path: Path) -> Path:
+    """Three seconds of a quiet 110 Hz hum: a sound file of the user's own."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    samples = (0.2 * np.sin(2 * np.pi * 110 * np.arange(3 * 8000) / 8000) * 32767).astype("<i2")
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(8000)
+        w.writeframes(samples.tobytes())
+    return path
+
+
+def test_a_sound_named_in_a_routine_is_found_beside_it_from_any_folder(tmp_path):
+    """`windown build r/w2.yaml` with `ambient: waves2` and r/sounds/waves2.wav, run from the folder above r/."""
+    hum_wav(tmp_path / "r" / "sounds" / "waves2.wav")  # makes r/ too
+    write(tmp_path / "r" / "w2.yaml", TINY.replace("ambient: none", "ambient: waves2"))
+    checked = run_cli("validate", "r/w2.yaml", cwd=tmp_path)
+    assert checked.returncode == 0, checked.stderr
+    result = run_cli("-q", "build", "r/w2.yaml", "-o", "w2.mp3", "--no-journal", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    sheet = json.loads((tmp_path / "w2.json").read_text())
+    assert sheet["settings"]["sound"] == "waves2.wav"
+    audio = decode(tmp_path / "w2.mp3")
+    start = round((sheet["speech_end_s"] + 0.3) * 44100)
+    after_words = audio[start:start + 22050]  # half a second after the last words: only the bed plays there
+    assert float(np.sqrt(np.mean(after_words ** 2))) > 1e-3
+
+
+def test_a_path_on_the_command_line_is_from_the_current_folder(tmp_path):
+    hum_wav(tmp_path / "snd" / "hum.wav")
+    (tmp_path / "r").mkdir()
+    write(tmp_path / "r" / "t.yaml", TINY)
+    found = run_cli("-q", "build", "r/t.yaml", "--ambient", "snd/hum.wav", "-o", "t.mp3", "--no-journal",
+                    cwd=tmp_path)
+    assert found.returncode == 0, found.stderr
+    missing = run_cli("build", "r/t.yaml", "--ambient", "r/hum.wav", "-o", "u.mp3", "--no-journal", cwd=tmp_path)
+    assert missing.returncode == 2
+    assert missing.stderr.startswith("r/hum.wav: ambient file not found. A path in a routine, profile or batch file "
+                                     "is relative to that file, one on the command line to the current folder")
+    assert not (tmp_path / "u.mp3").exists()
+
+
+def test_a_near_miss_on_the_command_line_suggests_the_closest_sound(tmp_path):
+    write(tmp_path / "t.yaml", TINY)
+    hum_wav(tmp_path / "sounds" / "waves.wav")
+    flag = run_cli("build", "t.yaml", "--ambient", "rian", "--no-journal", cwd=tmp_path)
+    assert flag.returncode == 2
+    assert flag.stderr.startswith("rian: ambient file not found. Did you mean 'rain'? ")
+    assert len(flag.stderr.splitlines()) == 1
+    preview = run_cli("sounds", "--preview", "wavs", cwd=tmp_path)
+    assert preview.returncode == 2
+    assert preview.stderr.startswith("wavs: ambient file not found. Did you mean 'waves'? ")
+    assert run_cli("sounds", "--preview", "rainn", cwd=tmp_path).stderr.startswith(
+        "rainn: ambient file not found. Did you mean 'rain'? ")
+    assert not list(tmp_path.glob("*preview*"))
+
+
+def test_sounds_lists_the_beds_and_the_files_in_sounds(tmp_path):
+    hum_wav(tmp_path / "sounds" / "waves.wav")
+    listed = run_cli("sounds", cwd=tmp_path)
+    assert listed.returncode == 0
+    names = [line.split()[0] for line in listed.stdout.splitlines()]
+    assert names == ["brown-noise", "pink-noise", "rain", "ocean", "drone", "none", "waves"]
+    assert listed.stdout.splitlines()[-1].endswith("your file: sounds/waves.wav")

@@ -290,10 +290,11 @@ def validate(ctx, files):
     from windown import ambient
 
     for name in files:
-        chosen = routine.load(name).settings.ambient
+        r = routine.load(name)
+        chosen = r.settings.ambient
         if chosen.sound not in ambient.BED_NAMES:
             with ambient.reported_at(chosen.origin):  # a missing ambient file is caught now, not at build time
-                ambient.find_file(chosen.sound, None)
+                ambient.find_file(chosen.sound, r.path)
         click.echo(f"{name}: ok")
 
 
@@ -369,7 +370,7 @@ def voices(engine):
 @click.option("-o", "--output", type=click.Path(), help="Where the preview goes (.wav, .mp3, ...).")
 @click.option("--seconds", type=click.FloatRange(1, 300), default=20.0, show_default=True)
 def sounds(preview, output, seconds):
-    """List the ambient beds, or write a preview of one.
+    """List the ambient beds and the sound files in ./sounds/, or write a preview of one.
 
     \b
     Examples:
@@ -385,6 +386,8 @@ def sounds(preview, output, seconds):
         return
     for name, description in ambient.describe():
         click.echo(f"{name:12s} {description}")
+    for path in ambient.user_sounds():
+        click.echo(f"{path.stem:12s} your file: {os.path.relpath(path)}")
 
 
 def _stdout_color() -> bool:

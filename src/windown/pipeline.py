@@ -123,7 +123,8 @@ def build(source: str | routine.Routine, out: str | os.PathLike | None = None, *
     r, changes = prepare(source, profile, journal_use)                                       # load, personalise
     out = out_file or (Path(out) / f"{safe_name(r.name)}.mp3" if out is not None else default_output(r))
     export.check_output(out)  # a bad output place, a missing encoder or sound file: said before minutes of work
-    bed = ambient.load_bed(r.settings.ambient.sound, sample_rate=SAMPLE_RATE, origin=r.settings.ambient.origin)
+    bed = ambient.load_bed(r.settings.ambient.sound, routine_file=r.path, sample_rate=SAMPLE_RATE,
+                           origin=r.settings.ambient.origin)
     progress("speech", 0, 1)
     script = compose.compose(r, changes)                                                     # compose
     clips = speak(script, r, cache_dir)                                                      # speak
