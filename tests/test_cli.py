@@ -371,3 +371,28 @@ def test_sounds_lists_the_beds_and_the_files_in_sounds(tmp_path):
     names = [line.split()[0] for line in listed.stdout.splitlines()]
     assert names == ["brown-noise", "pink-noise", "rain", "ocean", "drone", "none", "waves"]
     assert listed.stdout.splitlines()[-1].endswith("your file: sounds/waves.wav")
+
+
+# --- close matches for files and presets (issue 13, wish) ---------------------------------------------
+
+@pytest.mark.parametrize("given, message", [
+    ("my.yml", "my.yml: no such file. Did you mean 'my.yaml'? Check the path, or run `windown presets` to list "
+               "the presets"),
+    ("routines/evening.yml", "routines/evening.yml: no such file. Did you mean 'routines/evening.yaml'? Check the "
+                             "path, or run `windown presets` to list the presets"),
+    ("bedtime", "no routine file or preset named 'bedtime'. Did you mean 'bedtime-lower-back'? Run `windown "
+                "presets` to list the presets"),
+    ("quick", "no routine file or preset named 'quick'. Did you mean 'quick-wind-down'? Run `windown presets` to "
+              "list the presets"),
+    ("evenin", "no routine file or preset named 'evenin'. Did you mean 'evening.yaml'? Run `windown presets` to "
+               "list the presets"),
+])
+def test_a_near_miss_names_the_routine_file_or_preset_meant(given, message, tmp_path):
+    write(tmp_path / "my.yaml", TINY)
+    write(tmp_path / "evening.yaml", TINY)
+    write(tmp_path / "other.yaml", TINY)
+    (tmp_path / "routines").mkdir()
+    write(tmp_path / "routines" / "evening.yaml", TINY)
+    result = run_cli("script", given, cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr == message + "\n"
