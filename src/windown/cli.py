@@ -421,7 +421,8 @@ def batch(ctx, sources, output_dir, workers, force, all_presets, scheduler, play
     Tracks whose inputs are unchanged (routine, profile, settings, engine and voice, windown's
     version) are skipped; each track's input fingerprint is kept beside it in <name>.fingerprint.
     Settings given here apply to every job; a batch file's own settings win over them. A failing
-    job does not stop the others; the exit code is 1 if any failed. The table of results goes to
+    job does not stop the others, nor does a job the batch file gets wrong (it is listed with its
+    file:line); the exit code is 1 if any failed. The table of results goes to
     stdout, progress to stderr. Finally the shelf's playlist (.m3u) is written. Each track built is
     recorded in the journal (--no-journal: not); a shelf is built as written, without the journal's
     changes, since it is for many people.
