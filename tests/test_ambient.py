@@ -246,12 +246,13 @@ def test_relative_path_is_from_the_working_directory(tmp_path, monkeypatch):
     assert load_bed("hum.wav").loop.shape[1] == 2
 
 
-@pytest.mark.parametrize("given", ["waves", "waves.wav", "/elsewhere/routines/waves"])
-def test_bare_name_is_found_in_the_sounds_folder(tmp_path, given):
-    sounds = tmp_path / "sounds"
-    sounds.mkdir()
+@pytest.mark.parametrize("given", ["waves", "waves.wav"])
+def test_a_name_alone_is_found_in_sounds_beside_the_routine_file(tmp_path, monkeypatch, given):
+    sounds = tmp_path / "r" / "sounds"
+    sounds.mkdir(parents=True)
     write_wav(sounds / "waves.wav", 0.1 * np.sin(2 * np.pi * 110 * np.arange(2 * 8000) / 8000), 8000)
-    bed = load_bed(given, sounds_dir=sounds)
+    monkeypatch.chdir(tmp_path)  # not the routine's folder
+    bed = load_bed(given, routine_file=tmp_path / "r" / "w.yaml")
     assert bed.name == given
     assert abs(len(bed.loop) - 1.5 * SAMPLE_RATE) < 10
 
@@ -261,15 +262,39 @@ def test_default_sounds_folder_is_in_the_working_directory(tmp_path, monkeypatch
     write_wav(tmp_path / "sounds" / "hum.wav", 0.1 * np.sin(2 * np.pi * 110 * np.arange(16000) / 8000), 8000)
     monkeypatch.chdir(tmp_path)
     assert load_bed("hum").loop.shape[1] == 2
+    assert load_bed("hum", routine_file=tmp_path / "elsewhere" / "r.yaml").loop.shape[1] == 2  # after its own
 
 
-def test_missing_file_names_the_path_and_the_fix(tmp_path):
+def test_a_path_with_a_folder_is_not_looked_up_by_name(tmp_path, monkeypatch):
+    (tmp_path / "sounds").mkdir()
+    write_wav(tmp_path / "sounds" / "hum.wav", 0.1 * np.sin(2 * np.pi * 110 * np.arange(16000) / 8000), 8000)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(UserError, match="ambient file not found"):
+        load_bed("snd/hum.wav")
+
+
+def test_missing_file_names_the_path_and_the_one_rule(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     with pytest.raises(UserError) as caught:
-        load_bed("sounds/nope.ogg", sounds_dir=tmp_path)
+        load_bed("sounds/nope.ogg")
     assert str(caught.value) == (
-        "sounds/nope.ogg: ambient file not found. Check the path; it is relative to the routine file, "
-        "or name a file in sounds/, or use one of: brown-noise, pink-noise, rain, ocean, drone, none")
+        "sounds/nope.ogg: ambient file not found. A path in a routine, profile or batch file is relative to that "
+        "file, one on the command line to the current folder; a name alone is also looked up in sounds/ beside "
+        "that file or the routine file, then in ./sounds/. Built-in beds: brown-noise, pink-noise, rain, ocean, "
+        "drone, none")
     assert caught.value.path == "sounds/nope.ogg"
+
+
+def test_a_near_miss_suggests_a_bed_or_a_file_in_sounds(tmp_path, monkeypatch):
+    (tmp_path / "sounds").mkdir()
+    write_wav(tmp_path / "sounds" / "waves.wav", 0.1 * np.sin(np.arange(16000)), 8000)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(UserError) as caught:
+        load_bed("rian")
+    assert caught.value.hint.startswith("Did you mean 'rain'? A path in")
+    with pytest.raises(UserError) as caught:
+        load_bed("wave")
+    assert caught.value.hint.startswith("Did you mean 'waves'? A path in")
 
 
 def test_a_text_file_is_not_audio(tmp_path):
@@ -329,9 +354,10 @@ def test_preview_of_none_or_an_unknown_format_is_an_error_and_leaves_nothing(tmp
     assert not list(tmp_path.glob("x.*"))
 
 
-def test_an_empty_name_is_not_found(tmp_path):
+def test_an_empty_name_is_not_found(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     with pytest.raises(UserError, match="ambient file not found"):
-        load_bed("", sounds_dir=tmp_path)
+        load_bed("")
 
 
 def test_synthesising_a_bed_needs_no_scipy(tmp_path):

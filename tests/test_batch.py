@@ -124,20 +124,59 @@ def test_an_ambient_file_in_a_batch_file_is_relative_to_it(tmp_path):
                      "Write e.g. `- routine: gentle` and its settings below it"),
     ("- routine: a.yaml\n  profile: missing.yaml\n",
      "shelf.yaml:2: no profile file 'missing.yaml'. Check the path; it is relative to the batch file"),
+    ("- routine: a.yaml\n  output: night.wav\n",
+     "shelf.yaml:2: windown writes MP3 files, not .wav. Name it night.mp3, or leave the extension off and .mp3 "
+     "is added"),
+])
+def test_a_bad_job_carries_its_line_and_fix_and_the_others_stay(tmp_path, monkeypatch, text, message):
+    monkeypatch.chdir(tmp_path)
+    routine_file(tmp_path, "a")
+    write(tmp_path / "shelf.yaml", text + "- routine: a.yaml\n  output: fine\n")
+    jobs = batch.read_batch_file("shelf.yaml", "out")
+    assert [j.problem for j in jobs if j.problem] == [message]
+    assert jobs[-1] == batch.Job("a.yaml", Path("out/fine.mp3"))
+
+
+@pytest.mark.parametrize("text, message", [
     ("jobs: a.yaml\n", "shelf.yaml:1: 'jobs' must be a list, not 'a.yaml'. Write each job on its own line "
                        "starting with '- '"),
     ("defaults: {pace: slow}\n", "shelf.yaml:1: the batch file needs 'jobs'. Add a list of jobs, "
                                  "e.g. `jobs: [gentle, in-bed]`"),
+    ("defaults: {pase: slow}\njobs: [a.yaml]\n", "shelf.yaml:1: unknown key 'pase' in 'defaults'. Did you mean 'pace'?"),
     ("[]\n", "shelf.yaml:1: the batch file has no jobs. Add at least one, e.g. `- routine: gentle`"),
     ("", "shelf.yaml:1: the batch file is empty. List the jobs, e.g. `- routine: bedtime-lower-back`"),
 ])
-def test_batch_file_errors_name_the_line_and_the_fix(tmp_path, monkeypatch, text, message):
+def test_a_file_that_is_no_batch_file_stops_everything(tmp_path, monkeypatch, text, message):
     monkeypatch.chdir(tmp_path)
     routine_file(tmp_path, "a")
     write(tmp_path / "shelf.yaml", text)
     with pytest.raises(RoutineError) as err:
         batch.read_batch_file("shelf.yaml", "out")
     assert str(err.value) == message
+
+
+def test_one_bad_job_fails_alone_and_the_others_build(tmp_path):
+    """Issue 13, defect 8: a job naming a missing routine used to stop the whole batch (exit 2)."""
+    routine_file(tmp_path, "a")
+    write(tmp_path / "shelf.yaml", "- routine: a.yaml\n  output: first\n- routine: nope.yaml\n"
+                                   "- routine: a.yaml\n  output: second.wav\n")
+    result = run_cli("batch", "shelf.yaml", "-o", "out", "--no-journal", cwd=tmp_path)
+    assert result.returncode == 1, result.stderr
+    rows = table(result.stdout)
+    assert rows["first.mp3"][0] == "built"
+    assert rows["nope.mp3"] == ("failed", "shelf.yaml:3: no routine file 'nope.yaml'. Check the path; it is "
+                                          "relative to the batch file")
+    assert rows["second.mp3"] == ("failed", "shelf.yaml:5: windown writes MP3 files, not .wav. Name it second.mp3, "
+                                            "or leave the extension off and .mp3 is added")
+    assert result.stdout.splitlines()[-1] == "3 tracks: 1 built, 0 skipped, 2 failed; playlist out/playlist.m3u"
+    assert result.stderr.splitlines()[-1] == "2 of 3 jobs failed. Their reasons are in the table above"
+    assert sorted(p.name for p in (tmp_path / "out").glob("*.mp3")) == ["first.mp3"]
+    assert len(decode(tmp_path / "out" / "first.mp3")) > SR
+    whole = run_cli("batch", write(tmp_path / "broken.yaml", "jobs: a.yaml\n").name, "-o", "out", "--no-journal",
+                    cwd=tmp_path)
+    assert whole.returncode == 2
+    assert whole.stderr == ("broken.yaml:1: 'jobs' must be a list, not 'a.yaml'. Write each job on its own line "
+                            "starting with '- '\n")
 
 
 def test_output_names_never_leave_the_output_folder(tmp_path):
@@ -473,7 +512,7 @@ def test_a_failing_job_does_not_stop_the_others(tmp_path):
     assert rows["mumbled.mp3"] == ("failed", "the espeak-ng engine has no voice 'klingon'. "
                                              "Run `windown voices --engine espeak-ng` to list them")
     assert rows["no-bed.mp3"][0] == "failed"
-    assert rows["no-bed.mp3"][1].startswith(f"{tmp_path / 'missing.wav'}: ambient file not found")
+    assert rows["no-bed.mp3"][1].startswith("missing.wav: ambient file not found")
     assert result.stdout.splitlines()[-1] == "4 tracks: 1 built, 0 skipped, 3 failed; playlist out/playlist.m3u"
     assert result.stderr.splitlines()[-1] == "3 of 4 jobs failed. Their reasons are in the table above"
     assert "Traceback" not in result.stderr

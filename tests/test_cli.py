@@ -6,14 +6,18 @@ import json
 import os
 import pty
 import re
+import signal
 import subprocess
 import sys
+import wave
+from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 from click.testing import CliRunner
 
-from conftest import REPO, run_cli, write
+from conftest import REPO, decode, run_cli, write
 from windown import __version__, library, source
 from windown.cli import cli
 from windown.schema import DURATION_PATTERN
@@ -133,10 +137,53 @@ def test_init_refuses_to_overwrite_unless_forced(tmp_path):
     forced = run_cli("init", "mine.yaml", "--force", cwd=tmp_path)
     assert forced.returncode == 0
     assert target.read_text().startswith("# A windown routine")
-    missing = run_cli("init", "no/such/folder/r.yaml", cwd=tmp_path)
-    assert missing.returncode == 2
-    assert missing.stderr == "no/such/folder: its folder does not exist. Create the folder first, or choose another " \
-                             "place\n"
+
+
+def test_init_creates_the_folder_as_build_o_does(tmp_path):
+    made = run_cli("init", "routines/evening/new.yaml", cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    assert made.stdout == "routines/evening/new.yaml\n"
+    assert (tmp_path / "routines" / "evening" / "new.yaml").read_text().startswith("# A windown routine")
+    write(tmp_path / "blocker", "a file, not a folder\n")
+    blocked = run_cli("init", "blocker/new.yaml", cwd=tmp_path)
+    assert blocked.returncode == 2
+    assert blocked.stderr == "blocker: cannot create its folder (File exists). Choose another place\n"
+
+
+# --- -o: where the MP3 goes (issue 13, defect 3) -------------------------------------------------------
+
+TINY = "title: Tiny\nvoice: {engine: espeak-ng, rate: 170}\nsafety: false\nambient: none\ntail: 2s\nsteps:\n" \
+       "  - say: Good night.\n"
+
+
+@pytest.mark.parametrize("given, made", [
+    ("tonight", "tonight.mp3"),              # no extension: .mp3 is added
+    ("Tonight.MP3", "Tonight.MP3"),
+    ("shelf/", "shelf/tiny.mp3"),            # a folder written with its slash, made if missing
+    ("existing", "existing/tiny.mp3"),       # a folder that exists
+    ("v1.2", "v1.2.mp3"),                    # `.2` is not an extension
+])
+def test_o_names_a_file_or_a_folder_and_the_track_is_always_an_mp3(given, made, tmp_path):
+    write(tmp_path / "tiny.yaml", TINY)
+    (tmp_path / "existing").mkdir()
+    result = run_cli("-q", "build", "tiny.yaml", "-o", given, "--no-journal", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    out = tmp_path / made
+    assert out.read_bytes()[:3] == b"ID3"
+    assert out.with_suffix(".json").is_file()
+    assert sorted(p.name for p in out.parent.iterdir() if p.name.lower().endswith(".mp3")) == [out.name]
+
+
+@pytest.mark.parametrize("given", ["x.wav", "night.ogg", "out/track.flac"])
+def test_o_with_another_extension_is_one_line_and_writes_nothing(given, tmp_path):
+    write(tmp_path / "tiny.yaml", TINY)
+    result = run_cli("build", "tiny.yaml", "-o", given, "--no-journal", cwd=tmp_path)
+    assert result.returncode == 2
+    suffix = given.rsplit(".", 1)[1]
+    stem = given.rsplit(".", 1)[0]
+    assert result.stderr == (f"{given}: windown writes MP3 files, not .{suffix}. Name it {stem}.mp3, or leave the "
+                             "extension off and .mp3 is added\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.yaml"]
 
 
 # --- schema -----------------------------------------------------------------------------------------
@@ -210,16 +257,19 @@ def test_validate_catches_a_missing_ambient_file(tmp_path):
     path.write_text("title: T\nambient: {sound: waves.ogg}\nsteps:\n  - pause: 2s\n")
     result = run_cli("validate", str(path))
     assert result.returncode == 2
-    assert result.stderr.startswith(f"{path}:2: ambient file not found: {tmp_path / 'waves.ogg'}. Check the path")
+    assert result.stderr.startswith(f"{path}:2: ambient file not found: waves.ogg. A path in a routine, profile or "
+                                    "batch file is relative to that file")
     assert len(result.stderr.strip().splitlines()) == 1
 
 
 def test_an_ambient_file_from_a_flag_is_reported_by_its_own_name(tmp_path):
-    """--ambient has no routine line to point at, so the error names the file alone."""
+    """--ambient has no routine line to point at, so the error names the file alone, and its rule."""
     path = write(tmp_path / "r.yaml", "title: T\nambient: rain\nsteps:\n  - pause: 2s\n")
     result = run_cli("build", str(path), "--ambient", str(tmp_path / "gone.ogg"), "-o", str(tmp_path / "r.mp3"))
     assert result.returncode == 2
-    assert result.stderr.startswith(f"{tmp_path / 'gone.ogg'}: ambient file not found. Check the path")
+    assert result.stderr.startswith(f"{tmp_path / 'gone.ogg'}: ambient file not found. A path in a routine, "
+                                    "profile or batch file is relative to that file, one on the command line to "
+                                    "the current folder")
     assert not (tmp_path / "r.mp3").exists()
 
 
@@ -255,3 +305,128 @@ def test_script_json_is_the_cue_sheet_a_build_writes_plus_the_changes(tmp_path):
     assert {round(h["end_s"] - h["start_s"], 3) for h in holds} == {37.5}  # 30 s x1.25, in the safe range
     assert sheet["cues"][0]["start_s"] <= holds[0]["start_s"] < holds[0]["end_s"] <= sheet["speech_end_s"]
     assert sheet["duration_s"] >= sheet["speech_end_s"] + 5
+
+
+# --- a closed pipe (issue 13, defect 9) ---------------------------------------------------------------
+
+PRINTING_COMMANDS = [("script", "quick-wind-down"), ("presets",), ("stretches",), ("settings",), ("schema",),
+                     ("sounds",), ("voices", "--engine", "espeak-ng")]
+
+
+@pytest.mark.parametrize("command", PRINTING_COMMANDS, ids=lambda c: c[0])
+def test_a_pipe_closed_by_its_reader_ends_the_command_quietly_as_sigpipe(command, tmp_path):
+    """The reader went away before the first line (a real pipe whose read end is closed): windown stops
+    as `yes` or `seq` would, killed by SIGPIPE (the shell shows 141), with nothing on stderr."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        result = subprocess.run([sys.executable, "-m", "windown", *command], stdout=write_end,
+                                stderr=subprocess.PIPE, text=True, timeout=600, cwd=tmp_path)
+    finally:
+        os.close(write_end)
+    assert result.returncode == -signal.SIGPIPE
+    assert result.stderr == ""
+
+
+def test_script_into_head_exits_like_the_tools_around_it(tmp_path):
+    """`windown script quick-wind-down | head -1` in a real shell: the first line, no message, and the
+    status (with pipefail) of a tool killed by SIGPIPE, or 0 when it finished before head left."""
+    result = subprocess.run(["bash", "-o", "pipefail", "-c",
+                             f"'{sys.executable}' -m windown script quick-wind-down | head -1"],
+                            capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert result.stdout == "Quick wind-down\n"
+    assert result.stderr == ""
+    assert result.returncode in (0, 128 + signal.SIGPIPE)
+
+
+# --- where a sound file is found (issue 13, defect 4) -------------------------------------------------
+
+def hum_wav(path: Path) -> Path:
+    """Three seconds of a quiet 110 Hz hum: a sound file of the user's own."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    samples = (0.2 * np.sin(2 * np.pi * 110 * np.arange(3 * 8000) / 8000) * 32767).astype("<i2")
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(8000)
+        w.writeframes(samples.tobytes())
+    return path
+
+
+def test_a_sound_named_in_a_routine_is_found_beside_it_from_any_folder(tmp_path):
+    """`windown build r/w2.yaml` with `ambient: waves2` and r/sounds/waves2.wav, run from the folder above r/."""
+    hum_wav(tmp_path / "r" / "sounds" / "waves2.wav")  # makes r/ too
+    write(tmp_path / "r" / "w2.yaml", TINY.replace("ambient: none", "ambient: waves2"))
+    checked = run_cli("validate", "r/w2.yaml", cwd=tmp_path)
+    assert checked.returncode == 0, checked.stderr
+    result = run_cli("-q", "build", "r/w2.yaml", "-o", "w2.mp3", "--no-journal", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    sheet = json.loads((tmp_path / "w2.json").read_text())
+    assert sheet["settings"]["sound"] == "waves2.wav"
+    audio = decode(tmp_path / "w2.mp3")
+    start = round((sheet["speech_end_s"] + 0.3) * 44100)
+    after_words = audio[start:start + 22050]  # half a second after the last words: only the bed plays there
+    assert float(np.sqrt(np.mean(after_words ** 2))) > 1e-3
+
+
+def test_a_path_on_the_command_line_is_from_the_current_folder(tmp_path):
+    hum_wav(tmp_path / "snd" / "hum.wav")
+    (tmp_path / "r").mkdir()
+    write(tmp_path / "r" / "t.yaml", TINY)
+    found = run_cli("-q", "build", "r/t.yaml", "--ambient", "snd/hum.wav", "-o", "t.mp3", "--no-journal",
+                    cwd=tmp_path)
+    assert found.returncode == 0, found.stderr
+    missing = run_cli("build", "r/t.yaml", "--ambient", "r/hum.wav", "-o", "u.mp3", "--no-journal", cwd=tmp_path)
+    assert missing.returncode == 2
+    assert missing.stderr.startswith("r/hum.wav: ambient file not found. A path in a routine, profile or batch file "
+                                     "is relative to that file, one on the command line to the current folder")
+    assert not (tmp_path / "u.mp3").exists()
+
+
+def test_a_near_miss_on_the_command_line_suggests_the_closest_sound(tmp_path):
+    write(tmp_path / "t.yaml", TINY)
+    hum_wav(tmp_path / "sounds" / "waves.wav")
+    flag = run_cli("build", "t.yaml", "--ambient", "rian", "--no-journal", cwd=tmp_path)
+    assert flag.returncode == 2
+    assert flag.stderr.startswith("rian: ambient file not found. Did you mean 'rain'? ")
+    assert len(flag.stderr.splitlines()) == 1
+    preview = run_cli("sounds", "--preview", "wavs", cwd=tmp_path)
+    assert preview.returncode == 2
+    assert preview.stderr.startswith("wavs: ambient file not found. Did you mean 'waves'? ")
+    assert run_cli("sounds", "--preview", "rainn", cwd=tmp_path).stderr.startswith(
+        "rainn: ambient file not found. Did you mean 'rain'? ")
+    assert not list(tmp_path.glob("*preview*"))
+
+
+def test_sounds_lists_the_beds_and_the_files_in_sounds(tmp_path):
+    hum_wav(tmp_path / "sounds" / "waves.wav")
+    listed = run_cli("sounds", cwd=tmp_path)
+    assert listed.returncode == 0
+    names = [line.split()[0] for line in listed.stdout.splitlines()]
+    assert names == ["brown-noise", "pink-noise", "rain", "ocean", "drone", "none", "waves"]
+    assert listed.stdout.splitlines()[-1].endswith("your file: sounds/waves.wav")
+
+
+# --- close matches for files and presets (issue 13, wish) ---------------------------------------------
+
+@pytest.mark.parametrize("given, message", [
+    ("my.yml", "my.yml: no such file. Did you mean 'my.yaml'? Check the path, or run `windown presets` to list "
+               "the presets"),
+    ("routines/evening.yml", "routines/evening.yml: no such file. Did you mean 'routines/evening.yaml'? Check the "
+                             "path, or run `windown presets` to list the presets"),
+    ("bedtime", "no routine file or preset named 'bedtime'. Did you mean 'bedtime-lower-back'? Run `windown "
+                "presets` to list the presets"),
+    ("quick", "no routine file or preset named 'quick'. Did you mean 'quick-wind-down'? Run `windown presets` to "
+              "list the presets"),
+    ("evenin", "no routine file or preset named 'evenin'. Did you mean 'evening.yaml'? Run `windown presets` to "
+               "list the presets"),
+])
+def test_a_near_miss_names_the_routine_file_or_preset_meant(given, message, tmp_path):
+    write(tmp_path / "my.yaml", TINY)
+    write(tmp_path / "evening.yaml", TINY)
+    write(tmp_path / "other.yaml", TINY)
+    (tmp_path / "routines").mkdir()
+    write(tmp_path / "routines" / "evening.yaml", TINY)
+    result = run_cli("script", given, cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr == message + "\n"

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import glob
 import math
+import os
 import shutil
 import subprocess
 import wave
@@ -22,7 +24,7 @@ from typing import Iterator
 import numpy as np
 
 from windown import atomic
-from windown.errors import MissingToolError, UserError
+from windown.errors import MissingToolError, UserError, closest
 from windown.loudness import Meter
 from windown.speech.cache import cache_dir
 
@@ -44,8 +46,11 @@ _DESCRIPTIONS = {
     "drone": "a warm, low chord that breathes slowly",
     "none": "no bed: the voice and chimes only",
 }
-_MISSING_HINT = ("Check the path; it is relative to the routine file, or name a file in sounds/, "
-                 f"or use one of: {', '.join(BED_NAMES)}")
+SOUNDS_FOLDER = "sounds"  # a user's own sound files, found by name: beside the routine, then in the current folder
+# The one rule for a user's sound file, in every message that cannot find one (and in the README).
+SOUND_RULE = ("A path in a routine, profile or batch file is relative to that file, one on the command line to the "
+              "current folder; a name alone is also looked up in sounds/ beside that file or the routine file, "
+              "then in ./sounds/")
 _PREVIEW_FORMATS = {".mp3": "mp3", ".ogg": "ogg", ".flac": "flac", ".opus": "opus"}
 
 
@@ -77,9 +82,10 @@ def describe() -> list[tuple[str, str]]:
     return [(name, _DESCRIPTIONS[name]) for name in BED_NAMES]
 
 
-def load_bed(sound: str, *, sounds_dir: Path | None = None, sample_rate: int = SAMPLE_RATE,
+def load_bed(sound: str, *, routine_file: str | os.PathLike | None = None, sample_rate: int = SAMPLE_RATE,
              origin: tuple[str, int] | None = None) -> Bed | None:
-    """'none' -> None; a built-in name -> a cached synthesised bed; anything else -> a user's file.
+    """'none' -> None; a built-in name -> a cached synthesised bed; anything else -> a user's file
+    (`find_file`: a name alone is also looked up in sounds/ beside `routine_file`, then in ./sounds/).
 
     `origin` (routine file, line) is where the sound was chosen: a file problem is reported there."""
     if sound == "none":
@@ -87,7 +93,7 @@ def load_bed(sound: str, *, sounds_dir: Path | None = None, sample_rate: int = S
     if sound in _SYNTHS:
         return Bed(_built_in_loop(sound, sample_rate), sound, sample_rate)
     with reported_at(origin):
-        path = find_file(sound, sounds_dir)
+        path = find_file(sound, routine_file)
         return Bed(_user_loop(path, sound, sample_rate), sound, sample_rate)
 
 
@@ -102,14 +108,14 @@ def reported_at(origin: tuple[str, int] | None) -> Iterator[None]:
         raise UserError(f"{exc.problem}: {exc.path}", exc.hint, path=origin[0], line=origin[1]) from None
 
 
-def preview(sound: str, out_path: Path, seconds: float = 20.0, *, sounds_dir: Path | None = None) -> None:
+def preview(sound: str, out_path: Path, seconds: float = 20.0) -> None:
     """Write a short sample of a bed, faded in and out over 1 s; the format follows the suffix."""
     out_path = Path(out_path)
     suffix = out_path.suffix.lower()
     if suffix != ".wav" and suffix not in _PREVIEW_FORMATS:
         raise UserError(f"cannot write a preview as '{out_path.suffix}'",
                         "Name the file .wav, .mp3, .ogg, .flac or .opus", path=out_path)
-    bed = load_bed(sound, sounds_dir=sounds_dir)
+    bed = load_bed(sound)
     if bed is None:
         raise UserError("'none' is silence, so there is nothing to preview",
                         f"Name a bed: {', '.join(BED_NAMES[:-1])}, or a sound file")
@@ -334,27 +340,75 @@ def _slow_pan(frames: int, cycles: int, phase: float) -> np.ndarray:
 
 # --- a user's own file ---------------------------------------------------------------------------
 
-def find_file(sound: str, sounds_dir: Path | None) -> Path:
-    """The file as given (absolute or relative to cwd), else a file of that name in sounds/.
+def named_in_file(sound: str, file_path: str | os.PathLike | None) -> str:
+    """A sound file named in a routine, profile or batch file, as the build will look for it: a path is
+    joined to that file's folder; a name alone found beside the file or in sounds/ there becomes that
+    file's path; a name found in neither stays a name (`find_file` looks for it in the shared folders)."""
+    given = Path(os.path.expanduser(sound))
+    if given.is_absolute() or file_path is None:
+        return str(given)
+    base = Path(file_path).resolve().parent
+    if not _is_a_name(sound):
+        return str(base / given)
+    found = (base / given) if (base / given).is_file() else _in_folder(base / SOUNDS_FOLDER, sound)
+    return str(found) if found is not None else sound
 
-    Routine files turn a bare `waves` into a path beside the routine, so the sounds/ lookup uses
-    the last path component whenever the path itself does not exist.
-    """
+
+def sound_folders(routine_file: str | os.PathLike | None = None) -> list[Path]:
+    """Where a sound's name alone is looked for: sounds/ beside the routine file, then ./sounds/."""
+    folders = [Path(routine_file).resolve().parent / SOUNDS_FOLDER] if routine_file else []
+    folders.append(Path.cwd() / SOUNDS_FOLDER)
+    return list(dict.fromkeys(folders))
+
+
+def user_sounds(routine_file: str | os.PathLike | None = None) -> list[Path]:
+    """The files in the sound folders (`sound_folders`), for `windown sounds` and for suggestions."""
+    found: list[Path] = []
+    for folder in sound_folders(routine_file):
+        try:
+            found += sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+        except OSError:
+            continue  # no such folder, or not readable: nothing to list there
+    return found
+
+
+def find_file(sound: str, routine_file: str | os.PathLike | None = None) -> Path:
+    """The user's sound file: the path as given (absolute, or relative to the current folder; a routine's
+    own paths were made absolute by `named_in_file`), else a name alone in `sound_folders`."""
     path = Path(sound).expanduser()
     if sound and path.is_dir():
         raise UserError("this ambient sound is a folder, not a file", "Name one audio file in it", path=sound)
     if path.is_file():
         return path
-    folder = Path(sounds_dir) if sounds_dir is not None else Path.cwd() / "sounds"
-    if path.name:
-        exact = folder / path.name
-        if exact.is_file():
-            return exact
-        if not path.suffix:
-            matches = sorted(p for p in folder.glob(f"{path.name}.*") if p.is_file())
-            if matches:
-                return matches[0]
-    raise UserError("ambient file not found", _MISSING_HINT, path=sound)
+    if sound and _is_a_name(sound):
+        for folder in sound_folders(routine_file):
+            found = _in_folder(folder, sound)
+            if found is not None:
+                return found
+    known = list(BED_NAMES) + [p.name if Path(sound).suffix else p.stem for p in user_sounds(routine_file)]
+    hint = closest(Path(sound).name, dict.fromkeys(known))
+    raise UserError("ambient file not found", (hint + " " if hint else "") + SOUND_RULE +
+                    f". Built-in beds: {', '.join(BED_NAMES)}", path=sound)
+
+
+def _is_a_name(sound: str) -> bool:
+    """`waves` or `waves.ogg`, with no folder in it."""
+    return bool(sound) and "/" not in sound and os.sep not in sound and not sound.startswith("~")
+
+
+def _in_folder(folder: Path, name: str) -> Path | None:
+    """`folder/name`, or for a name without an extension the first `folder/name.*`; None if neither is there."""
+    exact = folder / name
+    if exact.is_file():
+        return exact
+    if not Path(name).suffix:
+        try:
+            matches = sorted(p for p in folder.glob(f"{glob.escape(name)}.*") if p.is_file())
+        except OSError:
+            matches = []
+        if matches:
+            return matches[0]
+    return None
 
 
 def _user_loop(path: Path, sound: str, sample_rate: int) -> np.ndarray:

@@ -1,7 +1,9 @@
 """The command line: thin wrappers over the library, and the one place errors become exit codes.
 
 Exit codes: 0 success, 1 a build failed, 2 bad input or usage, 3 a bug in windown (its traceback is
-saved to a file), 130/143 interrupted (SIGINT/SIGTERM).
+saved to a file), 130/143 interrupted (SIGINT/SIGTERM). When the reader of its output goes away
+(`windown script x | head -1`), windown ends as `cat`, `seq` or `git log` do: silently, killed by
+SIGPIPE (a shell shows 141), so a pipeline with `pipefail` treats it as those tools, not as a failed build.
 Results go to stdout; progress and errors go to stderr; colour only on a terminal without NO_COLOR.
 """
 
@@ -54,12 +56,25 @@ def _talk_options() -> list[click.Option]:
                          callback=_set_verbose, help="Say more about each stage.")]
 
 
+class PipeClosed(Exception):
+    """The reader of stdout or stderr went away. Not an OSError, so click does not turn it into exit code 1."""
+
+
 class Group(click.Group):
     """Every command also takes -q/-v after its name."""
 
     def add_command(self, cmd: click.Command, name: str | None = None) -> None:
         cmd.params.extend(_talk_options())
         super().add_command(cmd, name)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            result = super().invoke(ctx)
+            if ctx.parent is None:
+                sys.stdout.flush()  # the last buffered output fails here, not at exit where nobody can catch it
+            return result
+        except BrokenPipeError:
+            raise PipeClosed() from None
 
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -153,7 +168,8 @@ def journal_use(journal_file: str | None, no_journal: bool, record: bool) -> pip
 @cli.command()
 @click.argument("routine_name", metavar="ROUTINE")
 @personal_options
-@click.option("-o", "--output", type=click.Path(), help="Output MP3 (default: output/<name>.mp3).")
+@click.option("-o", "--output", type=click.Path(), help="Output MP3 (default: output/<name>.mp3); a folder (existing, "
+              "or ending in /) gets <name>.mp3, a name without an extension gets .mp3.")
 @setting_options(settings.ENCODING)
 @journal_options
 @click.pass_obj
@@ -176,7 +192,7 @@ def build(ctx, routine_name, output, journal_file, no_journal, **opts):
     enc = flag_values(opts, settings.ENCODING)
     settings.check_encoding(enc)
     progress = Progress(ctx)
-    result = pipeline.build(routine_name, Path(output) if output else None, profile=profile_from(opts),
+    result = pipeline.build(routine_name, output, profile=profile_from(opts),
                             journal_use=journal_use(journal_file, no_journal, record=True),
                             loudness_lufs=enc.get("loudness", settings.default("loudness")),
                             encoding=export.Encoding.choose(enc.get("bitrate"), enc.get("quality"),
@@ -268,10 +284,11 @@ def validate(ctx, files):
     from windown import ambient
 
     for name in files:
-        chosen = routine.load(name).settings.ambient
+        r = routine.load(name)
+        chosen = r.settings.ambient
         if chosen.sound not in ambient.BED_NAMES:
             with ambient.reported_at(chosen.origin):  # a missing ambient file is caught now, not at build time
-                ambient.find_file(chosen.sound, None)
+                ambient.find_file(chosen.sound, r.path)
         click.echo(f"{name}: ok")
 
 
@@ -355,7 +372,7 @@ def voices(engine):
 @click.option("-o", "--output", type=click.Path(), help="Where the preview goes (.wav, .mp3, ...).")
 @click.option("--seconds", type=click.FloatRange(1, 300), default=20.0, show_default=True)
 def sounds(preview, output, seconds):
-    """List the ambient beds, or write a preview of one.
+    """List the ambient beds and the sound files in ./sounds/, or write a preview of one.
 
     \b
     Examples:
@@ -371,6 +388,8 @@ def sounds(preview, output, seconds):
         return
     for name, description in ambient.describe():
         click.echo(f"{name:12s} {description}")
+    for path in ambient.user_sounds():
+        click.echo(f"{path.stem:12s} your file: {os.path.relpath(path)}")
 
 
 def _stdout_color() -> bool:
@@ -404,7 +423,8 @@ def batch(ctx, sources, output_dir, workers, force, all_presets, scheduler, play
     Tracks whose inputs are unchanged (routine, profile, settings, engine and voice, windown's
     version) are skipped; each track's input fingerprint is kept beside it in <name>.fingerprint.
     Settings given here apply to every job; a batch file's own settings win over them. A failing
-    job does not stop the others; the exit code is 1 if any failed. The table of results goes to
+    job does not stop the others, nor does a job the batch file gets wrong (it is listed with its
+    file:line); the exit code is 1 if any failed. The table of results goes to
     stdout, progress to stderr. Finally the shelf's playlist (.m3u) is written. Each track built is
     recorded in the journal (--no-journal: not); a shelf is built as written, without the journal's
     changes, since it is for many people.
@@ -498,9 +518,11 @@ def init(file, force):
     path = Path(file)
     if path.exists() and not force:
         raise UserError("the file already exists", "Choose another name, or add --force to overwrite it", path=path)
-    if not path.parent.is_dir():
-        raise UserError("its folder does not exist", "Create the folder first, or choose another place",
-                        path=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)  # as `build -o` does
+    except OSError as exc:
+        raise UserError(f"cannot create its folder ({exc.strerror})", "Choose another place",
+                        path=path.parent) from None
     atomic.write_text(path, starter.starter(path.name))
     click.echo(str(path))
 
@@ -752,6 +774,19 @@ def schema():
     click.echo(json.dumps(routine_schema.schema(), indent=2))
 
 
+def _die_of_sigpipe() -> None:
+    """End as a C tool does when its reader leaves: by SIGPIPE, after every `finally` has run, with no
+    message. Output still buffered for the closed pipe is dropped (stdout now points at /dev/null)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGPIPE)
+    sys.exit(128 + signal.SIGPIPE)  # where SIGPIPE cannot kill (it can on every POSIX system)
+
+
 def main() -> None:
     """Entry point: run the CLI, turning every known failure into one line and an exit code."""
     def on_term(signum, frame):
@@ -775,8 +810,8 @@ def main() -> None:
     except Interrupted:
         click.echo("stopped; no partial file was written", err=True)
         sys.exit(143)
-    except BrokenPipeError:
-        sys.exit(0)
+    except (PipeClosed, BrokenPipeError):
+        _die_of_sigpipe()
     except Exception as exc:  # not bad input, not a failed build: a bug in windown
         click.echo(errors.report_bug(exc), err=True)
         sys.exit(errors.BUG_EXIT_CODE)

@@ -122,10 +122,34 @@ def save_traceback(text: str, *, context: str = "") -> Path | None:
 
 def closest(word: str, choices: Iterable[str]) -> str:
     """A 'Did you mean ...?' hint, or an empty string when nothing is close."""
-    found = difflib.get_close_matches(str(word), list(choices), n=3, cutoff=0.6)
+    found = close_matches(word, choices)
     if not found:
         return ""
     return "Did you mean " + " or ".join(repr(f) for f in found) + "?"
+
+
+def close_matches(word: str, choices: Iterable[str], n: int = 3, cutoff: float = 0.6) -> list[str]:
+    """Up to `n` choices like `word`: near spellings first, then those it begins (`bedtime` ->
+    `bedtime-lower-back`; a beginning of at least 3 characters)."""
+    word, choices = str(word), list(choices)
+    found = difflib.get_close_matches(word, choices, n=n, cutoff=cutoff)
+    if len(word) >= 3:
+        found += [c for c in choices if c.startswith(word) and c != word]
+    return list(dict.fromkeys(found))[:n]
+
+
+def closest_file(path: str | os.PathLike) -> str:
+    """'Did you mean ...?' for a file that is not there, from the files beside it (`my.yml` -> `my.yaml`)."""
+    folder, name = os.path.split(os.fspath(path))
+    try:
+        with os.scandir(folder or ".") as entries:
+            names = [e.name for _, e in zip(range(2000), entries) if e.is_file() and not e.name.startswith(".")]
+    except OSError:
+        return ""
+    found = close_matches(name, names, cutoff=0.75)  # file names share suffixes: only a near spelling
+    if not found:
+        return ""
+    return "Did you mean " + " or ".join(repr(os.path.join(folder, f)) for f in found) + "?"
 
 
 def kind_of(value: Any) -> str:

@@ -344,6 +344,33 @@ def _text_body(text: str, *, lang: bytes | None = None, desc: str | None = None)
 
 # --- the track: checks before the work, then the MP3 and its sidecars --------------------------------
 
+_EXTENSION = re.compile(r"\.[A-Za-z][A-Za-z0-9]{0,3}")  # `.wav`, `.m4a`, `.flac`; not `.2` (v1.2) or `.final`
+
+
+def output_file(given: str | os.PathLike) -> Path | None:
+    """The MP3 that `-o GIVEN` names, or None when GIVEN is a folder (existing, or written with a trailing
+    slash), which gets `<name>.mp3` inside it."""
+    text = os.fspath(given)
+    if text.endswith(("/", os.sep)) or Path(text).is_dir():
+        return None
+    try:
+        return Path(mp3_name(text))
+    except UserError as exc:
+        raise UserError(exc.problem, exc.hint, path=text) from None
+
+
+def mp3_name(name: str) -> str:
+    """`name` as an MP3's name: `.mp3` added when it has no extension; another extension is refused, since
+    windown writes MP3 only (`-o`, a batch job's `output`)."""
+    suffix = Path(name).suffix
+    if not _EXTENSION.fullmatch(suffix):
+        return name + ".mp3"
+    if suffix.lower() != ".mp3":
+        raise UserError(f"windown writes MP3 files, not {suffix}",
+                        f"Name it {Path(name).with_suffix('.mp3')}, or leave the extension off and .mp3 is added")
+    return name
+
+
 def check_output(out: Path) -> None:
     """Everything that would stop the export, said before minutes of work: the place and the encoder."""
     folder = out.parent if str(out.parent) else Path(".")

@@ -107,7 +107,7 @@ def safe_name(name: str) -> str:
     return cleaned[:100] or "track"
 
 
-def build(source: str | routine.Routine, out: Path | None = None, *, profile: personalise.Profile | None = None,
+def build(source: str | routine.Routine, out: str | os.PathLike | None = None, *, profile: personalise.Profile | None = None,
           journal_use: JournalUse | None = None, loudness_lufs: float = settings.default("loudness"),
           encoding: export.Encoding = export.Encoding.choose(), cache_dir: Path | None = None,
           on_progress: Callable[[str, int, int], None] | None = None, measure: bool = True) -> Result:
@@ -116,12 +116,15 @@ def build(source: str | routine.Routine, out: Path | None = None, *, profile: pe
     `measure` meters the mix as it streams (BS.1770 loudness and sample peak, for the summary line).
     It costs about a tenth of a build's CPU; batch jobs, which report no loudness, turn it off.
     The caller records the night in the journal (`journal.session_of(result)`), where the track lands.
+    `out` is a file (`.mp3` added when it has no extension) or a folder for `<name>.mp3` (export.output_file).
     """
     progress = on_progress or (lambda stage, done, total: None)
+    out_file = export.output_file(out) if out is not None else None  # a bad name is said before any work
     r, changes = prepare(source, profile, journal_use)                                       # load, personalise
-    out = Path(out) if out is not None else default_output(r)
+    out = out_file or (Path(out) / f"{safe_name(r.name)}.mp3" if out is not None else default_output(r))
     export.check_output(out)  # a bad output place, a missing encoder or sound file: said before minutes of work
-    bed = ambient.load_bed(r.settings.ambient.sound, sample_rate=SAMPLE_RATE, origin=r.settings.ambient.origin)
+    bed = ambient.load_bed(r.settings.ambient.sound, routine_file=r.path, sample_rate=SAMPLE_RATE,
+                           origin=r.settings.ambient.origin)
     progress("speech", 0, 1)
     script = compose.compose(r, changes)                                                     # compose
     clips = speak(script, r, cache_dir)                                                      # speak

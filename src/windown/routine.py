@@ -87,10 +87,18 @@ def load(path: str | os.PathLike) -> Routine:
     name = os.fspath(path)
     resolved = str(resolve(name))
     if not os.path.exists(resolved) and os.sep not in name and not name.endswith((".yaml", ".yml")):
-        hint = closest(name, library.preset_names())
+        hint = closest(name, library.preset_names() + _routine_files_here())
         raise RoutineError(f"no routine file or preset named '{name}'",
                            (hint + " " if hint else "") + "Run `windown presets` to list the presets")
     return parse(source.load(resolved), resolved)
+
+
+def _routine_files_here() -> list[str]:
+    """The YAML files in the current folder: a name without its `.yaml` may have meant one of them."""
+    try:
+        return sorted(p.name for p in Path.cwd().glob("*.y*ml") if p.suffix in (".yaml", ".yml"))[:500]
+    except OSError:
+        return []
 
 
 def resolve(name: str) -> Path:

@@ -8,7 +8,6 @@ made from `SETTINGS`, so a range, a default or a message can never differ betwee
 from __future__ import annotations
 
 import dataclasses
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -378,7 +377,9 @@ def read(f: Fields, base: Settings, *, where: str = "routine") -> tuple[Settings
         g.finish()
     sound = found.get("ambient.sound")
     if sound is not None and sound not in _beds():
-        found["ambient.sound"] = _relative_to(f.path, sound)  # a file's path is relative to the file naming it
+        from windown import ambient
+
+        found["ambient.sound"] = ambient.named_in_file(sound, f.path)  # relative to the file naming it
     out = base
     for key, value in found.items():
         origin = (f.path, f.line("ambient")) if key == "ambient.sound" else None
@@ -397,13 +398,6 @@ def read_breathing(f: Fields, base: Breathing) -> Breathing | None:
                 s = with_value(s, setting.key, value)
                 changed = True
     return s.breathing if changed else None
-
-
-def _relative_to(file_path: str | None, sound: str) -> str:
-    candidate = Path(os.path.expanduser(sound))
-    if candidate.is_absolute() or file_path is None:
-        return str(candidate)
-    return str(Path(file_path).resolve().parent / candidate)
 
 
 def apply(s: Settings, values: dict[str, Any]) -> Settings:

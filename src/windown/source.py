@@ -14,7 +14,7 @@ from typing import Any, Callable, Iterable
 
 import yaml
 
-from windown.errors import RoutineError, closest, kind_of, shown
+from windown.errors import RoutineError, closest, closest_file, kind_of, shown
 
 MAX_FILE_BYTES = 256 * 1024
 MAX_NODES = 20_000  # also stops "billion laughs" alias bombs, counted after expansion
@@ -48,8 +48,9 @@ def load(path: str | os.PathLike, text: str | bytes | None = None, *, max_bytes:
         try:
             size = os.path.getsize(name)
         except FileNotFoundError:
-            raise RoutineError("no such file", "Check the path, or run `windown presets` to list the presets",
-                               path=name) from None
+            hint = closest_file(name)
+            raise RoutineError("no such file", (hint + " " if hint else "") +
+                               "Check the path, or run `windown presets` to list the presets", path=name) from None
         except OSError as exc:
             raise RoutineError(f"cannot read the file ({exc.strerror})", "Check the path and its permissions",
                                path=name) from None

@@ -101,7 +101,7 @@ def prepare(job: Job) -> Prepared:
     ambient_file = None
     if sound not in ambient.BED_NAMES:
         try:
-            ambient_file = ambient.find_file(sound, None).resolve()
+            ambient_file = ambient.find_file(sound, r.path).resolve()
         except UserError:
             ambient_file = None  # the build reports it, with its hint
     inputs = {

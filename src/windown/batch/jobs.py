@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from windown import library, pipeline, settings, source
+from windown import export, library, pipeline, settings, source
 from windown.errors import RoutineError, UserError, closest, kind_of
 from windown.settings import Settings
 from windown.source import Fields, Map, Seq
@@ -31,6 +31,7 @@ class Job:
     bitrate_kbps: int | None = None    # constant bitrate; else VBR at `quality` (default 4)
     quality: int | None = None
     mono: bool = False
+    problem: str = ""                  # why the batch file's job cannot be built (`file:line: ...`); it fails alone
 
     @property
     def label(self) -> str:
@@ -158,16 +159,48 @@ def read_batch_file(path: str | os.PathLike, folder: str | os.PathLike = "output
     for item, line in zip(items, items.item_lines):
         if isinstance(item, str):
             item = _one_key_map("routine", item, line)
-        if not isinstance(item, Map):
-            raise RoutineError(f"a job must be a routine name or a mapping, not {kind_of(item)}",
-                               "Write e.g. `- routine: gentle` and its settings below it", path=path, line=line)
-        spec = _merge(base, _read_job(Fields(item, path, "a job"), path, with_routine=True))
-        enc = spec["encoding"]
-        if enc.get("bitrate_kbps") is not None and enc.get("quality") is not None:
-            raise RoutineError("a job sets both 'bitrate' and 'quality'", "Choose one of them", path=path, line=line)
-        out = output_path(folder, spec["routine"], name=spec["flags"].get("name"), output=spec.get("output"))
-        jobs.append(Job(spec["routine"], out, spec["profile"], spec["flags"], **enc))
+        try:
+            jobs.append(_job(item, line, path, folder, base))
+        except UserError as exc:  # this job fails alone, with its line; the others still build
+            jobs.append(_unbuildable(item, line, folder, str(exc)))
     return jobs
+
+
+def _job(item: Any, line: int, path: str, folder: str | os.PathLike, base: dict) -> Job:
+    if not isinstance(item, Map):
+        raise RoutineError(f"a job must be a routine name or a mapping, not {kind_of(item)}",
+                           "Write e.g. `- routine: gentle` and its settings below it", path=path, line=line)
+    spec = _merge(base, _read_job(Fields(item, path, "a job"), path, with_routine=True))
+    enc = spec["encoding"]
+    if enc.get("bitrate_kbps") is not None and enc.get("quality") is not None:
+        raise RoutineError("a job sets both 'bitrate' and 'quality'", "Choose one of them", path=path, line=line)
+    out = output_path(folder, spec["routine"], name=spec["flags"].get("name"), output=spec.get("output"))
+    return Job(spec["routine"], out, spec["profile"], spec["flags"], **enc)
+
+
+def _unbuildable(item: Any, line: int, folder: str | os.PathLike, problem: str) -> Job:
+    """A job the batch file got wrong, named in the summary by its output, routine or line."""
+    routine = item.get("routine") if isinstance(item, Map) else None
+    output = item.get("output") if isinstance(item, Map) else None
+    routine = routine if isinstance(routine, str) and routine else f"job-on-line-{line}"
+    if isinstance(output, str) and output:
+        try:
+            output = export.mp3_name(output)
+        except UserError:
+            output = Path(output).stem  # `second.wav` is listed as second.mp3
+    else:
+        output = None
+    return Job(routine, output_path(folder, routine, output=output), problem=problem)
+
+
+def _output_name(value: Any, f: Fields, key: str) -> str:
+    """A job's `output`: a name in the output folder, `.mp3` or no extension, as `-o` takes."""
+    name = source.text(100)(value, f, key)
+    try:
+        export.mp3_name(name)
+    except UserError as exc:
+        raise f.error(key, exc.problem, exc.hint) from None
+    return name
 
 
 def _mapping(value: Any, f: Fields, key: str) -> Map:
@@ -209,7 +242,7 @@ def _read_job(f: Fields, batch_path: str, *, with_routine: bool) -> dict:
             spec["routine"] = name
         else:
             raise missing_routine(name, path=batch_path, line=f.line("routine"))
-        spec["output"] = f.get("output", source.text(100))
+        spec["output"] = f.get("output", _output_name)
     profile = f.get("profile", source.text(1000))
     if profile is not None:
         spec["profile"] = _relative(batch_path, profile)

@@ -128,6 +128,9 @@ def run(jobs: list[Job], workers: int | None = None, force: bool = False, schedu
 
     for i, job in enumerate(jobs):
         started[i] = time.monotonic()
+        if job.problem:  # the batch file got this job wrong: it fails alone
+            fail(i, job.problem)
+            continue
         key = os.path.normcase(os.path.abspath(job.output))
         if key in owners:
             fail(i, f"{job.output}: another job writes this file too. Give one of them an `output:` name")
