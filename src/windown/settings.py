@@ -380,6 +380,9 @@ def read(f: Fields, base: Settings, *, where: str = "routine") -> tuple[Settings
         from windown import ambient
 
         found["ambient.sound"] = ambient.named_in_file(sound, f.path)  # relative to the file naming it
+    voice = found.get("voice.voice")
+    if voice is not None and voice.endswith(".onnx") and f.path is not None:  # a Piper voice file: the same rule
+        found["voice.voice"] = str(Path(f.path).resolve().parent / Path(voice).expanduser())
     out = base
     for key, value in found.items():
         origin = (f.path, f.line("ambient")) if key == "ambient.sound" else None
