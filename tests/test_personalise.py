@@ -470,6 +470,12 @@ def test_impossible_length_fails_the_cli_in_one_line():
 
 
 
+def test_no_add_stretches_flag_fails_the_cli_in_one_line():
+    result = run_cli("script", "quick-wind-down", "--length", "40m", "--no-add-stretches", "--engine", "espeak-ng")
+    assert result.returncode == 2 and result.stdout == ""
+    assert NO_ADDITIONS.fullmatch(result.stderr.strip()) and result.stderr.count("\n") == 1, result.stderr
+
+
 # -- lengthening (issue 13): what the routine has first, then stretches that suit it ------------------
 
 THREE = "title: Three\nsteps:\n  - stretch: knee-to-chest\n  - stretch: supine-twist\n  - stretch: bridge\n"
