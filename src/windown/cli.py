@@ -328,7 +328,7 @@ def presets(ctx):
       windown presets
     """
     for name in library.preset_names():
-        r, _ = pipeline.prepare(name)
+        r, _ = pipeline.prepare(str(library.preset_path(name)))  # the preset, even beside a file of its name
 
         def speaking(count: int, name: str = name) -> None:
             if count:
