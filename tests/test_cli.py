@@ -59,6 +59,20 @@ def test_exit_codes_follow_the_documented_meaning(tmp_path):
     assert failed.returncode == 1
 
 
+def test_presets_show_the_guided_length_that_script_gives():
+    listing = run_cli("presets")
+    assert listing.returncode == 0, listing.stderr
+    shown = dict(re.findall(r"^(\S+) +(\d+:\d\d)  \S", listing.stdout, re.M))
+    assert sorted(shown) == library.preset_names(), listing.stdout
+    for name, length in shown.items():
+        script = run_cli("script", name)
+        assert script.returncode == 0, script.stderr
+        total = re.search(r"^total (\d+:\d\d)\.\d{3} ", script.stdout, re.M)
+        assert total and total[1] == length, (name, length, script.stdout[-120:])
+    again = run_cli("presets")  # every phrase was spoken once, into the cache: nothing is spoken again
+    assert again.stdout == listing.stdout and again.stderr == ""
+
+
 def test_batch_results_go_to_stdout_and_progress_to_stderr(tmp_path):
     write(tmp_path / "broken.yaml", BROKEN)
     result = run_cli("batch", "broken.yaml", "-o", "shelf", cwd=tmp_path)
@@ -199,7 +213,7 @@ def test_the_schema_is_draft_2020_12_with_the_librarys_names(schema):
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
     assert schema["required"] == ["title", "steps"] and schema["additionalProperties"] is False
     assert set(schema["properties"]) == {"title", "voice", "breathing", "ambient", "pace", "instruction", "bedtime",
-                                         "tail", "order", "safety", "length", "avoid", "exclude", "in_bed_only",
+                                         "tail", "order", "safety", "length", "add_stretches", "avoid", "exclude", "in_bed_only",
                                          "name", "seed", "transition", "journal", "steps"}
     assert schema["properties"]["avoid"]["anyOf"][0]["items"]["enum"] == list(library.TAGS)
     assert schema["properties"]["exclude"]["anyOf"][0]["items"]["enum"] == library.all_ids()

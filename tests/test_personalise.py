@@ -417,7 +417,7 @@ def test_length_fits_across_the_possible_range(tone_engine):
         assert_fits(r, target)
         assert changes[-1].startswith(f"fitted to {source.format_duration(target)}: guided part ")
         assert_ends_lying(r)
-        if "legs-up-the-wall" not in ids(r):  # as written, additions go before the last stretch, but a rest last
+        if not any(i.startswith("legs-up-the-wall") for i in ids(r)):  # additions keep the ending, a rest goes last
             assert stretches(r)[-1] == stretches(own)[-1]
     assert "; added " in changes[-1]  # the top of the range needs stretches from the library
 
@@ -467,6 +467,137 @@ def test_impossible_length_fails_the_cli_in_one_line():
     assert result.returncode == 2
     assert RANGE.fullmatch(result.stderr.strip()) and result.stderr.count("\n") == 1
     assert result.stdout == ""
+
+
+
+def test_no_add_stretches_flag_fails_the_cli_in_one_line():
+    result = run_cli("script", "quick-wind-down", "--length", "40m", "--no-add-stretches", "--engine", "espeak-ng")
+    assert result.returncode == 2 and result.stdout == ""
+    assert NO_ADDITIONS.fullmatch(result.stderr.strip()) and result.stderr.count("\n") == 1, result.stderr
+
+
+# -- lengthening (issue 13): what the routine has first, then stretches that suit it ------------------
+
+THREE = "title: Three\nsteps:\n  - stretch: knee-to-chest\n  - stretch: supine-twist\n  - stretch: bridge\n"
+
+
+def amounts(step: StretchStep) -> tuple[int, int, int]:
+    """What a step asks for (its hold, reps and rounds, the library default where it says nothing)."""
+    st = step.stretch
+    return (step.hold_ms or (st.hold_ms.default if st.hold_ms else 0), step.reps or st.reps.default,
+            step.rounds or (st.rounds.default if st.rounds else 0))
+
+
+def position_changes(r: routine.Routine) -> int:
+    positions = [st.position for st in stretches(r)]
+    return sum(a != b for a, b in zip(positions, positions[1:]))
+
+
+def test_a_longer_target_lengthens_the_chosen_stretches_and_drops_none(tone_engine, tmp_path):
+    path = write(tmp_path / "three.yaml", THREE)
+    own = personalised(str(path))
+    assert guided_ms(own) < 8 * 60_000
+    r, changes = cli.personalised(str(path), {"length": 12 * 60_000})
+    assert_fits(r, 12 * 60_000)
+    assert ids(r) == ["knee-to-chest", "supine-twist", "bridge"]  # nothing dropped, nothing added
+    assert "dropped" not in changes[-1] and "added" not in changes[-1], changes[-1]
+    assert "lengthened within their safe ranges" in changes[-1]
+    mine = [s for s in own.steps if isinstance(s, StretchStep)]
+    fitted = [s for s in r.steps if isinstance(s, StretchStep)]
+    for before, after in zip(mine, fitted):  # never shorter than chosen, while making the track longer
+        assert all(a >= b for a, b in zip(amounts(after), amounts(before))), after.stretch.id
+
+
+def test_the_issue_example_is_met_by_its_own_stretches(tone_engine):
+    flags = {"length": 12 * 60_000, "pace": "slow", "avoid": ("kneeling",)}
+    r, changes = cli.personalised("quick-wind-down", flags)
+    assert_fits(r, 12 * 60_000)
+    assert ids(r) == ["childs-pose-easier", "knee-to-chest", "supine-twist"]
+    assert "added" not in changes[-1] and "slower settling" in changes[-1] and "more paced breaths" in changes[-1]
+    breaths = [s.cycles for s in r.steps if isinstance(s, routine.BreatheStep)]
+    assert breaths and breaths[0] > 2  # the preset's two paced breaths, lengthened
+
+
+MIXED = "title: Mixed\nsteps:\n  - stretch: seated-forward-bend\n  - stretch: cobra\n  - stretch: knee-to-chest\n"
+
+
+@pytest.mark.parametrize("name, flags", [("quick-wind-down", {}), ("quick-wind-down", {"avoid": ("kneeling",)}),
+                                         ("in-bed", {}), ("mixed", {"pace": "slow"})])
+def test_added_stretches_suit_the_routine_and_keep_its_flow(tone_engine, tmp_path, name, flags):
+    if name == "mixed":
+        name = str(write(tmp_path / "mixed.yaml", MIXED))
+    own = personalised(name, **flags)
+    _, high = possible_range(name, **flags)
+    for target in (high, (high + guided_ms(own)) // 2):
+        r, changes = cli.personalised(name, {"length": target, **flags})
+        assert_fits(r, target)
+        mine = stretches(own)
+        added = [st for st in stretches(r) if st.id not in ids(own)]
+        assert added or target < high  # the top of the range needs additions; below it, perhaps not
+        assert changes[-1].endswith("; added " + ", ".join(st.name for st in added)) if added else \
+            "added" not in changes[-1]
+        assert [st for st in stretches(r) if st.id in ids(own)] == mine  # every chosen one kept, in order
+        positions = {st.position for st in mine}
+        extends = any("back-extension" in st.tags for st in mine)
+        for st in added:
+            assert st.position in positions, st.id  # no new position: nobody sits up between lying stretches
+            assert extends or "back-extension" not in st.tags, st.id
+            assert not set(flags.get("avoid", ())) & set(st.tags), st.id
+        assert position_changes(r) == position_changes(own), ids(r)
+        assert_ends_lying(r)
+        if stretches(r)[-1].kind != "rest":
+            assert stretches(r)[-1] == mine[-1]  # the ending stays, unless a rest lying down now ends it
+
+
+def test_no_new_back_extension_without_one_in_the_routine(tone_engine, tmp_path):
+    _, high = possible_range("quick-wind-down")
+    r, _ = cli.personalised("quick-wind-down", {"length": high})
+    assert not any("back-extension" in st.tags for st in stretches(r))
+    mixed = str(write(tmp_path / "mixed.yaml", MIXED))
+    _, high = possible_range(mixed)
+    r, _ = cli.personalised(mixed, {"length": high})
+    assert "sphinx" in ids(r)  # the routine has cobra, so sphinx may join it, lying on the front beside it
+    assert ids(r).index("sphinx") == ids(r).index("cobra") + 1
+
+
+NO_ADDITIONS = re.compile(r"cannot fit this routine into (\S+): its guided part can last from (\S+) to (\S+), "
+                          r"keeping every hold, rep and round within its safe range, leaving out optional stretches; "
+                          r"adding library ones is turned off \(add_stretches: false\)\. Choose a length from \2 "
+                          r"to \3, or change the routine's stretches")
+
+
+def test_a_routine_can_forbid_added_stretches(tone_engine, tmp_path):
+    path = str(write(tmp_path / "mine.yaml", "title: Mine\nadd_stretches: false\nsteps:\n"
+                                             "  - stretch: knee-to-chest\n  - stretch: supine-twist\n"))
+    assert routine.load(path).settings.add_stretches is False
+    with pytest.raises(UserError) as err:
+        cli.personalised(path, {"length": 40 * 60_000})
+    match = NO_ADDITIONS.fullmatch(str(err.value))
+    assert match, str(err.value)
+    top = source.parse_duration_ms(match[3])
+    r, changes = cli.personalised(path, {"length": top})  # the longest its own can be is still possible
+    assert_fits(r, top)
+    assert ids(r) == ["knee-to-chest", "supine-twist"] and "added" not in changes[-1]
+    r, changes = cli.personalised(path, {"length": 25 * 60_000, "add_stretches": True})  # a flag allows them again
+    assert_fits(r, 25 * 60_000)
+    assert "; added " in changes[-1]
+
+
+def test_shortening_leaves_out_only_optional_stretches_after_the_holds_are_short(tone_engine, tmp_path):
+    path = str(write(tmp_path / "three.yaml", THREE))
+    low, _ = possible_range(path)
+    own = guided_ms(personalised(path))
+    r, changes = cli.personalised(path, {"length": (low + own) // 2})
+    assert_fits(r, (low + own) // 2)
+    assert ids(r) == ["knee-to-chest", "supine-twist", "bridge"] and "dropped" not in changes[-1]
+    r, changes = cli.personalised(path, {"length": low})
+    assert_fits(r, low)
+    assert ids(r) == ["knee-to-chest", "supine-twist"] and changes[-1].endswith("; dropped bridge")
+
+
+def test_every_preset_orders_auto_as_the_readme_says():
+    for name in library.preset_names():
+        assert routine.load(name).settings.order == "auto", name
 
 
 # -- ordering --------------------------------------------------------------------------------------

@@ -326,18 +326,28 @@ def stretches():
 
 
 @cli.command()
-def presets():
+@click.pass_obj
+def presets(ctx):
     """List the built-in presets with their stretches and guided length.
+
+    The length is the one `windown script NAME` gives the preset as written (without a profile, flags or
+    the journal), from its timeline with the preset's own voice. Words not yet in the speech cache are
+    spoken once to measure them, and kept for builds.
 
     \b
     Example:
       windown presets
     """
     for name in library.preset_names():
-        r = routine.load(name)
+        r, _ = pipeline.prepare(str(library.preset_path(name)))  # the preset, even beside a file of its name
+
+        def speaking(count: int, name: str = name) -> None:
+            if count:
+                note(ctx, f"{name}: speaking {count} phrases not yet in the speech cache, to measure its length")
+
+        tl = pipeline.plan(r, on_synth=speaking).timeline
         names = [s.stretch.id for s in r.steps if isinstance(s, routine.StretchStep)]
-        estimate = sum(s.stretch.default_length_ms for s in r.steps if isinstance(s, routine.StretchStep))
-        click.echo(f"{name:20s} ~{source.format_duration(estimate // 60_000 * 60_000):6s} {r.title}")
+        click.echo(f"{name:20s} {_clock(tl.ms(tl.end_frame)).partition('.')[0]:>6s}  {r.title}")
         click.echo(f"{'':22s}{', '.join(names)}")
 
 

@@ -16,7 +16,7 @@ from typing import Any, Callable
 from windown import library, settings, source
 from windown.errors import RoutineError, UserError, kind_of
 from windown.library import Stretch
-from windown.routine import Routine, StretchStep
+from windown.routine import BreatheStep, Routine, Step, StretchStep
 from windown.settings import Settings
 from windown.source import Fields, Map
 
@@ -27,6 +27,9 @@ LENGTH_TOLERANCE = 0.03
 LENGTH_AIM = 0.01  # the search aims this close, and settles for LENGTH_TOLERANCE when the steps are coarse
 BEDTIME_TAIL_MS = 10 * 60_000  # bedtime mode's sleep tail, unless the routine, profile or a flag sets one
 LYING = ("supine", "prone", "wall")  # positions a track may end in, ready for sleep
+SETTLE_MAX_FACTOR = 1.5  # lengthening may let each stretch settle up to this much longer
+BREATHS_MAX_FACTOR = 2  # and give each `breathe:` step up to this many times its breaths
+HELD = ("hold", "rest")  # kinds whose every rep is a whole hold
 
 
 @dataclass(frozen=True)
@@ -271,42 +274,95 @@ def _at(rng: library.Range | None, x: float, base: int | None) -> int | None:
     return int(round(base + x * ((base - rng.min) if x < 0 else (rng.max - base))))
 
 
-def _scale_routine(r: Routine, x: float, counts_too: bool) -> Routine:
-    steps = []
-    for step in r.steps:
-        if isinstance(step, StretchStep):
-            st = step.stretch
-            hold = _at(st.hold_ms, x, step.hold_ms or (st.hold_ms.default if st.hold_ms else None))
-            reps, rounds = step.reps, step.rounds
-            if counts_too:
-                reps = _at(st.reps, x, step.reps or st.reps.default)
-                if st.kind == "flow":
-                    rounds = _at(st.rounds, x, step.rounds or st.rounds.default)
-            steps.append(dataclasses.replace(step, hold_ms=hold if st.hold_ms else None, reps=reps, rounds=rounds))
-        else:
-            steps.append(step)
-    return dataclasses.replace(r, steps=tuple(steps))
+def _knob(step: Step, x: float, extras: bool) -> Step:
+    """`step` at knob x in [-1, 1] (-1 the safe minimum, 0 as it is, 1 the safe maximum): holds, reps paced by
+    the breath and flow rounds. With `extras` (lengthening) and x above 0, settling is slower and `breathe:`
+    steps have more breaths too. Reps of held stretches move one at a time instead (`_rep_levels`)."""
+    if isinstance(step, BreatheStep):
+        if not extras or x <= 0:
+            return step
+        return dataclasses.replace(step, cycles=step.cycles + int(round(x * step.cycles * (BREATHS_MAX_FACTOR - 1))))
+    if not isinstance(step, StretchStep):
+        return step
+    st = step.stretch
+    hold = _at(st.hold_ms, x, step.hold_ms or (st.hold_ms.default if st.hold_ms else None))
+    reps, rounds, settle_ms = step.reps, step.rounds, step.settle_ms
+    if st.kind == "reps":
+        reps = _at(st.reps, x, step.reps or st.reps.default)
+    if st.kind == "flow" and st.rounds is not None:
+        rounds = _at(st.rounds, x, step.rounds or st.rounds.default)
+    if extras and x > 0:
+        base_ms = step.settle_ms if step.settle_ms is not None else st.settle_ms
+        settle_ms = int(round(base_ms * (1 + x * (SETTLE_MAX_FACTOR - 1))))
+    return dataclasses.replace(step, hold_ms=hold if st.hold_ms else None, reps=reps, rounds=rounds,
+                               settle_ms=settle_ms)
+
+
+def _held_reps(step: Step) -> int | None:
+    """The reps of a held stretch (a whole hold each, per side), kept within its safe range; else None."""
+    if not isinstance(step, StretchStep) or step.stretch.kind not in HELD:
+        return None
+    rng = step.stretch.reps
+    return min(max(step.reps or rng.default, rng.min), rng.max)
+
+
+def _rep_levels(steps: tuple[Step, ...], movable: tuple[bool, ...], up: bool) -> list[tuple[Step, ...]]:
+    """`steps`, then with one rep more (`up`) or fewer of one movable held stretch at a time, in turn, until
+    each is at the end of its safe range. A rep of a held stretch is too big a step for one knob."""
+    current = [dataclasses.replace(s, reps=_held_reps(s)) if m and _held_reps(s) is not None else s
+               for s, m in zip(steps, movable)]
+    levels = [tuple(current)]
+    moved = True
+    while moved:
+        moved = False
+        for i, step in enumerate(current):
+            reps = _held_reps(step) if movable[i] else None
+            if reps is None:
+                continue
+            rng = step.stretch.reps
+            if rng.min <= reps + (1 if up else -1) <= rng.max:
+                current[i] = dataclasses.replace(step, reps=reps + (1 if up else -1))
+                levels.append(tuple(current))
+                moved = True
+    return levels
 
 
 def _additions(r: Routine, left_out: frozenset[str] = frozenset()) -> list[StretchStep]:
-    """Library stretches the routine lacks that its settings allow (the easier variation where needed) and
-    the journal did not leave out, paced like the rest: the optional ones first."""
-    present = {_root_id(step.stretch) for step in r.steps if isinstance(step, StretchStep)} | left_out
+    """Library stretches that suit this routine, for a length its own cannot reach: ones it lacks, that its
+    settings allow and the journal did not leave out, in a position the routine already uses (the easier
+    variation when that is the one that matches), and a back extension only when the routine has one. The
+    optional ones first, each paced like the rest and starting at its fewest reps."""
+    own = [s.stretch for s in r.steps if isinstance(s, StretchStep)]
+    present = {_root_id(st) for st in own} | left_out
+    positions = {st.position for st in own}
+    extends = any("back-extension" in st.tags for st in own)
     out = []
     for st in sorted(library.stretches().values(), key=lambda x: not x.optional):
-        chosen, _ = allowed(st, r.settings)
-        if st.id not in present and chosen is not None:
-            out.append(_paced(StretchStep(chosen, line=0), PACE_FACTOR[r.settings.pace]))
+        if st.id in present:
+            continue
+        for variant in (st, st.easier):
+            if variant is None or _problems(variant, r.settings) or variant.position not in positions:
+                continue
+            if "back-extension" in variant.tags and not extends:
+                continue
+            step = _paced(StretchStep(variant, line=0), PACE_FACTOR[r.settings.pace])
+            out.append(dataclasses.replace(step, reps=variant.reps.min) if variant.kind in HELD else step)
+            break
     return out
 
 
-def _with(r: Routine, step: StretchStep) -> Routine:
-    """`r` with `step` added before its last stretch (so the ending stays) unless it is a rest lying down and
-    the ending is not; reordered when order is auto."""
-    last = max(i for i, x in enumerate(r.steps) if isinstance(x, StretchStep))
-    last += _rank(step)[0] > _rank(r.steps[last])[0]
-    r = dataclasses.replace(r, steps=r.steps[:last] + (step,) + r.steps[last:])
-    return order(r, []) if r.settings.order == "auto" else r
+def _place(steps: list[Step], step: StretchStep) -> int:
+    """Where an added stretch keeps the flow, so nobody sits up between lying stretches: a rest lying down
+    goes last when the track does not already end with one; any other goes beside the last stretch in its
+    position, and before the final stretch when that is the one, so the ending stays."""
+    at = [i for i, s in enumerate(steps) if isinstance(s, StretchStep)]
+    final = steps[at[-1]].stretch
+    if _rank(step)[0] and not (final.kind == "rest" and final.position in LYING):
+        return at[-1] + 1
+    anchor = max(i for i in at if steps[i].stretch.position == step.stretch.position)
+    if anchor != at[-1]:
+        return anchor + 1
+    return at[-2] + 1 if len(at) > 1 else at[-1]
 
 
 def _whole_s(ms: float, up: bool) -> int:
@@ -315,81 +371,172 @@ def _whole_s(ms: float, up: bool) -> int:
 
 def fit_length(r: Routine, target_ms: int, measure: Callable[[Routine], int], changes: list[str],
                preferred: dict[str, Verdict] | None = None, left_out: frozenset[str] = frozenset()) -> Routine:
-    """Scale holds, reps and rounds within their safe ranges (dropping optional stretches, the journal's
-    `preferred` ones last, or adding library ones the settings allow and the journal did not leave out,
-    optional ones first) until the guided part is within 3% of the target; otherwise say why and what is
-    possible."""
+    """Fit the guided part within 3% of the target, or say why not and what is possible.
+
+    Longer: first what the routine already has (holds, reps and rounds up within their safe ranges, slower
+    settling, more paced breaths); a stretch it has is never dropped to lengthen it. Only then, unless
+    `add_stretches` is false, library stretches that suit it (`_additions`), one at a time, placed to keep
+    the flow (`_place`). Shorter: holds, reps and rounds down within their safe ranges, then optional
+    stretches left out one at a time (the journal's `preferred` ones last)."""
     preferred = preferred or {}
     low, high = target_ms * (1 - LENGTH_TOLERANCE), target_ms * (1 + LENGTH_TOLERANCE)
     lengths: dict[Routine, int] = {}
+    adding = r.settings.add_stretches
 
     def length_of(candidate: Routine) -> int:
         if candidate not in lengths:
             lengths[candidate] = measure(candidate)
         return lengths[candidate]
 
-    def fit(candidate: Routine) -> tuple[Routine, int] | None:
-        best = None
-        for counts_too in (True, False):
-            if length_of(_scale_routine(candidate, -1.0, counts_too)) > high:
-                return best  # even the shortest is too long
-            if length_of(_scale_routine(candidate, 1.0, counts_too)) < low:
-                return best  # even the longest is too short
-            lo_x, hi_x = -1.0, 1.0
-            for _ in range(24):
-                mid = (lo_x + hi_x) / 2
-                scaled = _scale_routine(candidate, mid, counts_too)
-                length = length_of(scaled)
-                if low <= length <= high and (best is None or abs(length - target_ms) < abs(best[1] - target_ms)):
-                    best = scaled, length
-                if abs(length - target_ms) <= target_ms * LENGTH_AIM:
-                    return best
-                if length < target_ms:
-                    lo_x = mid
-                else:
-                    hi_x = mid
-            if best is not None:
-                return best
-        return best
+    def with_steps(steps) -> Routine:
+        return dataclasses.replace(r, steps=tuple(steps))
 
-    shorter = [r]  # drop optional stretches one at a time, for targets below the range; helping ones last
+    def search(make: Callable[[float], Routine], lo_x: float, hi_x: float) -> tuple[str, tuple[Routine, int] | None]:
+        """("long"|"short", None) when even the end of [lo_x, hi_x] misses; else ("fit", the closest) or
+        ("gap", None) when the length steps over the 3% window."""
+        if length_of(make(lo_x)) > high:
+            return "long", None
+        if length_of(make(hi_x)) < low:
+            return "short", None
+        best = None
+        for _ in range(24):
+            mid = (lo_x + hi_x) / 2
+            candidate = make(mid)
+            length = length_of(candidate)
+            if low <= length <= high and (best is None or abs(length - target_ms) < abs(best[1] - target_ms)):
+                best = candidate, length
+            if abs(length - target_ms) <= target_ms * LENGTH_AIM:
+                break
+            if length < target_ms:
+                lo_x = mid
+            else:
+                hi_x = mid
+        return ("fit", best) if best else ("gap", None)
+
+    own_moves = tuple(isinstance(s, StretchStep) for s in r.steps)
+    own_top = _rep_levels(r.steps, own_moves, up=True)[-1]
+
+    def mixed(steps: tuple[Step, ...], roles: tuple[str, ...], x: float, z: float) -> Routine:
+        """The routine's own steps at knob x, the stretch being added at knob z, earlier additions as fixed."""
+        out = [_knob(s, x, True) if role == "own" else _knob(s, z, False) if role == "new" else s
+               for s, role in zip(steps, roles)]
+        return _ordered(with_steps(out))
+
+    def lengthen() -> tuple[Routine, int] | None:
+        for k, steps in enumerate(_rep_levels(r.steps, own_moves, up=True)):
+            status, found = search(lambda x: with_steps(_knob(s, x, True) for s in steps), -1.0 if k else 0.0, 1.0)
+            if found:
+                return found
+            if status == "long":
+                break
+        if not adding:
+            return None
+        steps, roles = list(own_top), ["own"] * len(own_top)
+        for extra in _additions(r, left_out):
+            at = _place(steps, extra)
+            tried_roles = tuple(roles[:at] + ["new"] + roles[at:])
+            levels = _rep_levels(tuple(steps[:at] + [extra] + steps[at:]), tuple(x == "new" for x in tried_roles),
+                                 up=True)
+            for k, level in enumerate(levels):
+                status, found = search(lambda z: mixed(level, tried_roles, 1.0, z), -1.0, 1.0)
+                if found:
+                    return found
+                if status == "long":
+                    if k == 0:  # even at its shortest it overshoots: bring the routine's own back a little
+                        status, found = search(lambda x: mixed(level, tried_roles, x, -1.0), -1.0, 1.0)
+                        if found:
+                            return found
+                    break
+            else:  # too short even at its longest: keep it there and add the next
+                steps = [_knob(s, 1.0, False) if role == "new" else s for s, role in zip(levels[-1], tried_roles)]
+                roles = ["added" if role == "new" else role for role in tried_roles]
+        return None
+
+    def shorten(candidates: list[Routine]) -> tuple[Routine, int] | None:
+        for candidate in candidates:
+            moves = tuple(isinstance(s, StretchStep) for s in candidate.steps)
+            for steps in _rep_levels(candidate.steps, moves, up=False):
+                status, found = search(
+                    lambda x: dataclasses.replace(candidate, steps=tuple(_knob(s, x, False) for s in steps)), -1.0, 1.0)
+                if found:
+                    return found
+                if status == "short":
+                    break
+        return None
+
+    shorter = [r]  # leave out optional stretches one at a time, for targets below the range; helping ones last
     optional = [s for s in r.steps if isinstance(s, StretchStep) and s.stretch.optional]
     for step in sorted(optional, key=lambda s: _root_id(s.stretch) in preferred):
         candidate = dataclasses.replace(shorter[-1], steps=tuple(x for x in shorter[-1].steps if x is not step))
         if any(isinstance(x, StretchStep) for x in candidate.steps):
             shorter.append(candidate)
-    longer = [r]  # add library stretches one at a time, for targets above the range
-    for step in _additions(r, left_out):
-        longer.append(_with(longer[-1], step))
-    too_long = length_of(_scale_routine(r, -1.0, True)) > high
-    too_short = length_of(_scale_routine(r, 1.0, True)) < low
-    candidates = [r] + (shorter[1:] if not too_short else []) + (longer[1:] if not too_long else [])
-    for candidate in candidates:
-        found = fit(candidate)
-        if found is None:
-            continue
+    longer = length_of(r) < target_ms
+    found = lengthen() if longer else shorten(shorter)
+    if found is not None:
         fitted, length = found
-        names = [s.stretch.name for s in r.steps if isinstance(s, StretchStep)]
+        changes.append(_fitted_words(r, fitted, target_ms, length, longer))
         now = [s.stretch.name for s in fitted.steps if isinstance(s, StretchStep)]
-        dropped = [n for n in names if n not in now]
-        added = [n for n in now if n not in names]
-        changes.append(f"fitted to {source.format_duration(target_ms)}: guided part "
-                       f"{source.format_duration(_whole_s(length, False))}; holds, reps and rounds scaled within "
-                       f"their safe ranges" + (f"; dropped {', '.join(dropped)}" if dropped else "")
-                       + (f"; added {', '.join(added)}" if added else ""))
-        if dropped:
+        if any(s.stretch.name not in now for s in optional):
             for step in optional:
                 verdict = preferred.get(_root_id(step.stretch))
                 if verdict is not None and step.stretch.name in now:
                     changes.append(f"{step.stretch.name} kept while cutting to length: marked as helping on "
                                    f"{format_dates(verdict.dates)}")
         return fitted
-    shortest = length_of(_scale_routine(shorter[-1], -1.0, True))
-    longest = length_of(_scale_routine(longer[-1], 1.0, True))
+    bottom = shorter[-1]
+    bottom_steps = _rep_levels(bottom.steps, tuple(isinstance(s, StretchStep) for s in bottom.steps), up=False)[-1]
+    shortest = length_of(with_steps(_knob(s, -1.0, False) for s in bottom_steps))
+    steps, roles = list(own_top), ["own"] * len(own_top)
+    for extra in _additions(r, left_out) if adding else []:
+        at = _place(steps, extra)
+        top = _rep_levels((extra,), (True,), up=True)[-1][0]
+        steps, roles = steps[:at] + [_knob(top, 1.0, False)] + steps[at:], roles[:at] + ["added"] + roles[at:]
+    longest = length_of(mixed(tuple(steps), tuple(roles), 1.0, 0.0))
     lo, hi = source.format_duration(_whole_s(shortest, True)), source.format_duration(_whole_s(longest, False))
     target = source.format_duration(target_ms)
     problem = (f"cannot fit this routine into {target}: its guided part can last from {lo} to {hi}, keeping every "
-               f"hold, rep and round within its safe range, leaving out optional stretches or adding library ones")
+               f"hold, rep and round within its safe range, leaving out optional stretches"
+               + (" or adding library ones" if adding else "; adding library ones is turned off (add_stretches: false)"))
     if low <= longest and shortest <= high:
         problem += f", but no combination lands within 3% of {target}"
     raise UserError(problem, f"Choose a length from {lo} to {hi}, or change the routine's stretches")
+
+
+def _ordered(r: Routine) -> Routine:
+    return order(r, []) if r.settings.order == "auto" else r
+
+
+def _amounts(step: StretchStep) -> tuple[int | None, int, int | None]:
+    st = step.stretch
+    return (step.hold_ms or (st.hold_ms.default if st.hold_ms else None), step.reps or st.reps.default,
+            step.rounds or (st.rounds.default if st.rounds else None))
+
+
+def _settle_ms(step: StretchStep) -> int:
+    return step.settle_ms if step.settle_ms is not None else step.stretch.settle_ms
+
+
+def _fitted_words(r: Routine, fitted: Routine, target_ms: int, length_ms: int, longer: bool) -> str:
+    """What fitting did, in the change list: how the routine's own stretches changed, what was left out or added."""
+    def own(x: Routine) -> dict[int, Step]:
+        return {s.line: s for s in x.steps if isinstance(s, (StretchStep, BreatheStep)) and s.line}
+
+    before, after = own(r), own(fitted)
+    pairs = [(step, after[line]) for line, step in before.items() if line in after]
+    how = []
+    if longer:
+        if any(_amounts(a) != _amounts(b) for a, b in pairs if isinstance(a, StretchStep)):
+            how.append("holds, reps and rounds lengthened within their safe ranges")
+        if any(_settle_ms(a) != _settle_ms(b) for a, b in pairs if isinstance(a, StretchStep)):
+            how.append("slower settling")
+        if any(a.cycles != b.cycles for a, b in pairs if isinstance(a, BreatheStep)):
+            how.append("more paced breaths")
+    else:
+        how.append("holds, reps and rounds scaled within their safe ranges")
+    names = [s.stretch.name for s in r.steps if isinstance(s, StretchStep)]
+    now = [s.stretch.name for s in fitted.steps if isinstance(s, StretchStep)]
+    dropped = [n for n in names if n not in now]
+    added = [n for n in now if n not in names]
+    return (f"fitted to {source.format_duration(target_ms)}: guided part "
+            f"{source.format_duration(_whole_s(length_ms, False))}" + "".join(f"; {h}" for h in how)
+            + (f"; dropped {', '.join(dropped)}" if dropped else "") + (f"; added {', '.join(added)}" if added else ""))

@@ -75,21 +75,24 @@ def guided_ms(r: routine.Routine) -> int:
     return int(tl.ms(tl.end_frame))
 
 
-def plan(r: routine.Routine, changes: list[str] | None = None, *, cache_dir: Path | None = None) -> Plan:
-    """Compose, speak and place: the exact timed script with real clip lengths."""
+def plan(r: routine.Routine, changes: list[str] | None = None, *, cache_dir: Path | None = None,
+         on_synth: Callable[[int], None] | None = None) -> Plan:
+    """Compose, speak and place: the exact timed script with real clip lengths. `on_synth(n)` hears how many
+    phrases are not in the speech cache, before they are spoken."""
     script = compose.compose(r, changes)
-    clips = speak(script, r, cache_dir)
+    clips = speak(script, r, cache_dir, on_synth)
     tl = timeline.place(script, {k: len(v) for k, v in clips.items()}, SAMPLE_RATE, ambient.chime_frames())
     return Plan(r, script, tl, clips, list(changes or []))
 
 
-def speak(script: compose.Script, r: routine.Routine, cache_dir: Path | None = None) -> speech.Clips:
+def speak(script: compose.Script, r: routine.Routine, cache_dir: Path | None = None,
+          on_synth: Callable[[int], None] | None = None) -> speech.Clips:
     """Every cue of the script as a clip, from the cache or the routine's engine and voice."""
     engine = speech.get_engine(r.settings.voice.engine)
     engine.check()
     voice = speech.resolve_voice(engine, r.settings.voice.voice)
     requests = [speech.Request(s.text, s.rate_wpm, s.line) for s in script.says()]
-    return speech.speak(requests, engine, voice, routine_path=r.path, cache_dir=cache_dir)
+    return speech.speak(requests, engine, voice, routine_path=r.path, cache_dir=cache_dir, on_synth=on_synth)
 
 
 def mix_for(r: routine.Routine, loudness_lufs: float = settings.default("loudness")) -> Mix:

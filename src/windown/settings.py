@@ -216,6 +216,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("length", "length_ms", "duration", None, "Length",
             "fit the guided part to this length, within 3%", unit="ms", low=60_000, high=MAX_TRACK_MS,
             flag="--length", example="15m", low_hint="Give the guided part's length, e.g. 15m"),
+    Setting("add_stretches", "add_stretches", "flag", True, "Add stretches for length",
+            "let length fitting add library stretches once the routine's own are at their longest",
+            flag="--add-stretches/--no-add-stretches"),
     Setting("avoid", "avoid", "tags", (), "Avoid",
             "tags of stretches to ease or leave out: kneeling, prone, ...", choices=_tags, flag="--avoid",
             example="[kneeling, prone]"),
@@ -320,6 +323,7 @@ class Settings:
     order: str = default("order")
     safety: bool = default("safety")
     length_ms: int | None = default("length")
+    add_stretches: bool = default("add_stretches")
     avoid: tuple[str, ...] = default("avoid")
     exclude: tuple[str, ...] = default("exclude")
     in_bed_only: bool = default("in_bed_only")

@@ -14,8 +14,8 @@ from windown import library, settings
 from windown.errors import UserError
 
 # The personal settings a person sets for tonight, in the order the form shows them.
-FORM_KEYS = ("length", "pace", "instruction", "avoid", "exclude", "voice.engine", "voice.voice", "voice.rate",
-             "ambient.sound", "ambient.level", "tail", "bedtime")
+FORM_KEYS = ("length", "add_stretches", "pace", "instruction", "avoid", "exclude", "voice.engine", "voice.voice",
+             "voice.rate", "ambient.sound", "ambient.level", "tail", "bedtime")
 
 
 @dataclass(frozen=True)
