@@ -130,7 +130,8 @@ def parse(doc: Any, path: str) -> Routine:
     if not any(isinstance(step, StretchStep) for step in steps):
         warnings.append(RoutineWarning("the routine has no stretch, only words, breaths or pauses",
                                        "Add one, e.g. `- stretch: knee-to-chest`; a track without stretches is "
-                                       "fine if that is what you meant", path=path, line=f.line("steps")))
+                                       "fine if that is what you meant", path=path,
+                                       line=doc.key_lines.get("steps", doc.line)))
     total_ms = sum(_rough_ms(step, chosen.breathing) for step in steps)
     if total_ms > MAX_TRACK_MS:
         hours = f"{total_ms / 3_600_000:.1f}".removesuffix(".0")
