@@ -305,9 +305,11 @@ def test_unlikely_values_are_warned_about_by_validate_script_and_build_without_f
     assert (validate.returncode, validate.stdout, validate.stderr) == (0, f"{path}: ok\n", warning)
     script = run_cli("script", str(path))
     assert script.returncode == 0 and script.stderr == warning and script.stdout.startswith("Unlikely\n")
-    build = run_cli("build", str(path), "-o", str(tmp_path / "r.mp3"), "--no-journal", "-q")
+    build = run_cli("build", str(path), "-o", str(tmp_path / "r.mp3"), "--no-journal")
     assert build.returncode == 0 and build.stderr == warning
-    assert (tmp_path / "r.mp3").stat().st_size > 0
+    assert build.stdout.startswith(f"{tmp_path / 'r.mp3'}: ") and (tmp_path / "r.mp3").stat().st_size > 0
+    quiet = run_cli("validate", str(path), "-q")  # -q keeps stderr for errors alone
+    assert (quiet.returncode, quiet.stderr) == (0, "")
 
 
 def test_the_warnings_and_their_thresholds():
@@ -354,3 +356,9 @@ def test_script_shows_pause_steps(tmp_path):
     assert after.endswith("Now rest.")
     # the words after the pause start exactly 5 s after it began
     assert source.parse_duration_ms(after[:9].replace(":", "m") + "s") - start == 5000
+
+
+def test_validate_help_says_what_only_a_build_finds():
+    text = " ".join(CliRunner().invoke(cli, ["validate", "--help"], prog_name="windown").output.split())
+    assert "Left to the build, as they need audio: an ambient file ffmpeg cannot decode, an engine that cannot " \
+           "speak a phrase, and encoding and writing the MP3." in text

@@ -141,16 +141,16 @@ def journal_options(func):
                         "$XDG_DATA_HOME/windown/journal.sqlite).")(func)
 
 
-def personalised(name: str, opts: dict, journal_use: pipeline.JournalUse | None = None
+def personalised(ctx: Context, name: str, opts: dict, journal_use: pipeline.JournalUse | None = None
                  ) -> tuple[routine.Routine, list[str]]:
-    return pipeline.prepare(loaded(name), profile_from(opts), journal_use)
+    return pipeline.prepare(loaded(ctx, name), profile_from(opts), journal_use)
 
 
-def loaded(name: str) -> routine.Routine:
-    """The routine, its warnings said on stderr (legal but unlikely values; they never change the exit code)."""
+def loaded(ctx: Context, name: str) -> routine.Routine:
+    """The routine, its warnings said on stderr unless -q (legal but unlikely values; never an exit code)."""
     r = routine.load(name)
     for warning in r.warnings:
-        click.echo(str(warning), err=True)
+        note(ctx, str(warning))
     return r
 
 
@@ -184,7 +184,7 @@ def build(ctx, routine_name, output, journal_file, no_journal, **opts):
     enc = flag_values(opts, settings.ENCODING)
     settings.check_encoding(enc)
     progress = Progress(ctx)
-    result = pipeline.build(loaded(routine_name), Path(output) if output else None, profile=profile_from(opts),
+    result = pipeline.build(loaded(ctx, routine_name), Path(output) if output else None, profile=profile_from(opts),
                             journal_use=journal_use(journal_file, no_journal, record=True),
                             loudness_lufs=enc.get("loudness", settings.default("loudness")),
                             encoding=export.Encoding.choose(enc.get("bitrate"), enc.get("quality"),
@@ -244,7 +244,7 @@ def script(ctx, routine_name, as_json, journal_file, no_journal, **opts):
     Example:
       windown script bedtime-lower-back --pace slow
     """
-    r, changes = personalised(routine_name, opts, journal_use(journal_file, no_journal, record=False))
+    r, changes = personalised(ctx, routine_name, opts, journal_use(journal_file, no_journal, record=False))
     p = pipeline.plan(r, changes)
     tl = p.timeline
     cues = export.cue_list(tl, p.clips.words)
@@ -296,7 +296,7 @@ def validate(ctx, files, journal_file, no_journal, **opts):
     for name in files:
         checked = check.check(name, profile, journal_file, use_journal=not no_journal)
         for warning in dict.fromkeys(str(w) for w in checked.warnings):
-            click.echo(warning, err=True)
+            note(ctx, warning)
         click.echo(f"{name}: ok")
 
 
