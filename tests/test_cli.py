@@ -226,6 +226,7 @@ def test_an_ambient_file_from_a_flag_is_reported_by_its_own_name(tmp_path):
 # --- validate finds what script and build would refuse -------------------------------------------------
 
 CORPUS = REPO / "tests" / "bad_routines"
+FLOW_WORDS = REPO / "tests" / "inhale-words-too-long.yaml"  # an inline flow whose inhale words outrun the breath
 EXCLUDE_ALL = "title: Nothing left\nexclude: [knee-to-chest]\nsteps:\n  - stretch: knee-to-chest\n"
 LENGTH_OUT_OF_REACH = "title: Too short\nlength: 1m\nsteps:\n  - stretch: knee-to-chest\n  - stretch: childs-pose\n"
 
@@ -240,7 +241,7 @@ def test_validate_fails_on_every_routine_script_fails_on_at_the_same_line(tmp_pa
     `windown script`, and `windown validate` stops on it too, at the same file and line."""
     write(tmp_path / "exclude-all.yaml", EXCLUDE_ALL)
     write(tmp_path / "length.yaml", LENGTH_OUT_OF_REACH)
-    cases = [CORPUS / n for n in ("86-inhale-words-too-long.yaml", "script-voice-unknown.yaml",
+    cases = [FLOW_WORDS] + [CORPUS / n for n in ("script-voice-unknown.yaml",
                                   "20-unknown-stretch.yaml", "85-hold-on-reps.yaml", "41-say-too-long.yaml")]
     cases += [tmp_path / "exclude-all.yaml", tmp_path / "length.yaml"]
     for case in cases:
@@ -251,8 +252,8 @@ def test_validate_fails_on_every_routine_script_fails_on_at_the_same_line(tmp_pa
         assert validate.stdout == ""
         assert len(validate.stderr.splitlines()) == 1, validate.stderr
         assert _where(validate.stderr) == _where(script.stderr), (script.stderr, validate.stderr)
-    flow = run_cli("script", str(CORPUS / "86-inhale-words-too-long.yaml")).stderr
-    assert _where(flow).endswith("86-inhale-words-too-long.yaml:10")  # the `inhale:` line, not `- stretch:` (3)
+    flow = run_cli("script", str(FLOW_WORDS)).stderr
+    assert _where(flow) == f"{FLOW_WORDS}:10"  # the `inhale:` line, not `- stretch:` (3)
     assert "Slow the breathing (e.g. `breathing: {inhale: " in flow and "hold" not in flow.split(". ", 1)[1]
 
 

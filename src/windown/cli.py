@@ -141,9 +141,9 @@ def journal_options(func):
                         "$XDG_DATA_HOME/windown/journal.sqlite).")(func)
 
 
-def personalised(ctx: Context, name: str, opts: dict, journal_use: pipeline.JournalUse | None = None
-                 ) -> tuple[routine.Routine, list[str]]:
-    return pipeline.prepare(loaded(ctx, name), profile_from(opts), journal_use)
+def personalised(name: str, opts: dict, journal_use: pipeline.JournalUse | None = None,
+                 ctx: Context | None = None) -> tuple[routine.Routine, list[str]]:
+    return pipeline.prepare(loaded(ctx or Context(), name), profile_from(opts), journal_use)
 
 
 def loaded(ctx: Context, name: str) -> routine.Routine:
@@ -244,7 +244,7 @@ def script(ctx, routine_name, as_json, journal_file, no_journal, **opts):
     Example:
       windown script bedtime-lower-back --pace slow
     """
-    r, changes = personalised(ctx, routine_name, opts, journal_use(journal_file, no_journal, record=False))
+    r, changes = personalised(routine_name, opts, journal_use(journal_file, no_journal, record=False), ctx)
     p = pipeline.plan(r, changes)
     tl = p.timeline
     cues = export.cue_list(tl, p.clips.words)
