@@ -110,3 +110,15 @@ def test_a_merge_bomb_is_reported_at_the_merge_that_crosses_the_limit():
                                    float("nan"), 1e306])
 def test_durations_that_are_not_finite_are_unreadable(value):
     assert source.parse_duration_ms(value) is None
+
+
+def test_validate_refuses_words_no_engine_could_say_within_their_breath(tmp_path, monkeypatch):
+    """An inline flow's inhale words (21) need about 9s at 140 words a minute; the breath in is 4s.
+    Before any speech is cached, validate already refuses them, on the line of the words."""
+    monkeypatch.setenv("WINDOWN_CACHE_DIR", str(tmp_path / "empty-cache"))  # nothing spoken yet
+    folder = CORPUS.parent
+    result = run_cli("validate", "inhale-words-too-long.yaml", cwd=folder)
+    assert_one_clean_line(result, (
+        'inhale-words-too-long.yaml:10: the words "Breathe in slowly and sweep both of your arms up over your head '
+        'until they rest on the floor behind you." take at least 5.4s but fit only 3.9s inside the inhale of arm '
+        "sweep. Slow the breathing (e.g. `breathing: {inhale: 10.5s}`), or use fewer words"))

@@ -278,7 +278,7 @@ def test_validate_catches_a_missing_ambient_file(tmp_path):
 
 def test_an_ambient_file_from_a_flag_is_reported_by_its_own_name(tmp_path):
     """--ambient has no routine line to point at, so the error names the file alone, and its rule."""
-    path = write(tmp_path / "r.yaml", "title: T\nambient: rain\nsteps:\n  - pause: 2s\n")
+    path = write(tmp_path / "r.yaml", "title: T\nambient: rain\nsteps:\n  - stretch: knee-to-chest\n")
     result = run_cli("build", str(path), "--ambient", str(tmp_path / "gone.ogg"), "-o", str(tmp_path / "r.mp3"))
     assert result.returncode == 2
     assert result.stderr.startswith(f"{tmp_path / 'gone.ogg'}: ambient file not found. A path in a routine, "
@@ -444,3 +444,145 @@ def test_a_near_miss_names_the_routine_file_or_preset_meant(given, message, tmp_
     result = run_cli("script", given, cwd=tmp_path)
     assert result.returncode == 2
     assert result.stderr == message + "\n"
+
+
+# --- validate finds what script and build would refuse -------------------------------------------------
+
+CORPUS = REPO / "tests" / "bad_routines"
+FLOW_WORDS = REPO / "tests" / "inhale-words-too-long.yaml"  # an inline flow whose inhale words outrun the breath
+EXCLUDE_ALL = "title: Nothing left\nexclude: [knee-to-chest]\nsteps:\n  - stretch: knee-to-chest\n"
+LENGTH_OUT_OF_REACH = "title: Too short\nlength: 1m\nsteps:\n  - stretch: knee-to-chest\n  - stretch: childs-pose\n"
+
+
+def _where(stderr: str) -> str:
+    """`file:line:` (or `file:`) of a one-line error: what a person looks at first."""
+    return stderr.split(": ", 1)[0]
+
+
+def test_validate_fails_on_every_routine_script_fails_on_at_the_same_line(tmp_path):
+    """The real default path (piper, the user's profile and journal places): each routine below stops
+    `windown script`, and `windown validate` stops on it too, at the same file and line."""
+    write(tmp_path / "exclude-all.yaml", EXCLUDE_ALL)
+    write(tmp_path / "length.yaml", LENGTH_OUT_OF_REACH)
+    cases = [FLOW_WORDS] + [CORPUS / n for n in ("script-voice-unknown.yaml",
+                                  "20-unknown-stretch.yaml", "85-hold-on-reps.yaml", "41-say-too-long.yaml")]
+    cases += [tmp_path / "exclude-all.yaml", tmp_path / "length.yaml"]
+    for case in cases:
+        script = run_cli("script", str(case))
+        assert script.returncode == 2, (case, script.stdout[-300:], script.stderr)
+        validate = run_cli("validate", str(case))
+        assert validate.returncode == 2, (case, validate.stdout, validate.stderr)
+        assert validate.stdout == ""
+        assert len(validate.stderr.splitlines()) == 1, validate.stderr
+        assert _where(validate.stderr) == _where(script.stderr), (script.stderr, validate.stderr)
+    flow = run_cli("script", str(FLOW_WORDS)).stderr
+    assert _where(flow) == f"{FLOW_WORDS}:10"  # the `inhale:` line, not `- stretch:` (3)
+    assert "Slow the breathing (e.g. `breathing: {inhale: " in flow and "hold" not in flow.split(". ", 1)[1]
+
+
+def test_validate_judges_a_cue_on_its_cached_speech_once_it_has_been_spoken(tmp_path):
+    """Words a fast engine could say in time are only a warning before they are spoken; once `script`
+    has spoken them (the cache), validate judges them on their real length, as the build does."""
+    words = "Breathe in slowly, sweep both arms up over your head, zephyr, and rest."  # 13 words
+    path = write(tmp_path / "r.yaml", f"""\
+title: Borderline
+steps:
+  - stretch:
+      id: sweep
+      name: sweep
+      kind: flow
+      rounds: 2
+      setup: Lie on your back.
+      inhale: {words}
+      exhale: Breathe out.
+""")
+    before = run_cli("validate", str(path))
+    assert before.returncode == 0, before.stderr
+    assert before.stdout == f"{path}: ok\n"
+    assert before.stderr.startswith(f"{path}:9: warning: the words \"{words}\" may not fit the 3.9s inside the "
+                                     "inhale of sweep")
+    assert "Run `windown script` to check with the real voice" in before.stderr
+    script = run_cli("script", str(path))
+    assert script.returncode == 2 and script.stderr.startswith(f"{path}:9: the words \"{words}\" take ")
+    after = run_cli("validate", str(path))
+    assert after.returncode == 2
+    assert after.stderr == script.stderr  # the same line, the same real length
+
+
+WARNED = """\
+title: Unlikely
+voice: {engine: espeak-ng}
+ambient: none
+tail: 0s
+steps:
+  - stretch: knee-to-chest
+    hold: 2.5s
+    reps: 1
+"""
+
+
+def test_unlikely_values_are_warned_about_by_validate_script_and_build_without_failing(tmp_path):
+    path = write(tmp_path / "r.yaml", WARNED)
+    warning = (f"{path}:7: warning: a 2.5s hold is too short to ease into (the safe range of knee to chest: "
+               "20s to 45s). Hold it for at least 20s\n")
+    validate = run_cli("validate", str(path))
+    assert (validate.returncode, validate.stdout, validate.stderr) == (0, f"{path}: ok\n", warning)
+    script = run_cli("script", str(path))
+    assert script.returncode == 0 and script.stderr == warning and script.stdout.startswith("Unlikely\n")
+    build = run_cli("build", str(path), "-o", str(tmp_path / "r.mp3"), "--no-journal")
+    assert build.returncode == 0 and build.stderr == warning
+    assert build.stdout.startswith(f"{tmp_path / 'r.mp3'}: ") and (tmp_path / "r.mp3").stat().st_size > 0
+    quiet = run_cli("validate", str(path), "-q")  # -q keeps stderr for errors alone
+    assert (quiet.returncode, quiet.stderr) == (0, "")
+
+
+def test_the_warnings_and_their_thresholds():
+    from windown import routine as routines
+
+    def warnings(steps: str) -> list[str]:
+        return [str(w) for w in routines.parse(source.load("r.yaml", "title: T\nsteps:\n" + steps), "r.yaml").warnings]
+
+    assert warnings("  - stretch: supine-twist\n    hold: 1h\n") == [
+        "r.yaml:4: warning: a 1h hold is far longer than the safe range of lying twist (20s to 45s). Check the "
+        "units (30s is thirty seconds, 30m half an hour), or hold it for at most 45s"]
+    assert warnings("  - stretch: pelvic-tilts\n    reps: 50\n") == [
+        "r.yaml:4: warning: 50 reps is far more than the safe range of pelvic tilts (6 to 15). Do it at most 15 "
+        "times; a few slow repetitions ease a back more than many"]
+    assert warnings("  - say: Good night.\n  - pause: 5s\n") == [
+        "r.yaml:2: warning: the routine has no stretch, only words, breaths or pauses. Add one, e.g. `- stretch: "
+        "knee-to-chest`; a track without stretches is fine if that is what you meant"]
+    inline = "  - stretch: {id: rest, name: rest, kind: rest, setup: Lie still., hold: 1h}\n"
+    assert [w.split(": warning: ")[1][:44] for w in warnings(inline)] == ["a 1h hold is far longer than the library's h"]
+    # up to twice the top of the range, and down to half its bottom, is a personal choice, not a slip
+    assert warnings("  - stretch: supine-twist\n    hold: 1m30s\n    reps: 4\n") == []
+    assert warnings("  - stretch: supine-twist\n    hold: 10s\n") == []
+    assert warnings("  - stretch: cat-cow\n    rounds: 20\n") == []
+    assert len(warnings("  - stretch: cat-cow\n    rounds: 21\n")) == 1
+    for name in library.preset_names():
+        assert routines.load(name).warnings == ()
+
+
+def test_stretches_has_a_header_row():
+    lines = run_cli("stretches").stdout.splitlines()
+    assert lines[0].split() == ["id", "position", "in", "bed", "length", "tags"]
+    assert lines[1].startswith("knee-to-chest ")
+    assert len(lines) == 1 + 2 * len(library.stretches())
+
+
+def test_script_shows_pause_steps(tmp_path):
+    path = write(tmp_path / "r.yaml", "title: P\nvoice: {engine: espeak-ng}\nsteps:\n  - stretch: knee-to-chest\n"
+                                       "  - pause: 5s\n  - say: Now rest.\n")
+    out = run_cli("script", str(path)).stdout.splitlines()
+    pause = next(i for i, line in enumerate(out) if line.endswith("(pause 5s)"))
+    assert re.fullmatch(r"\d\d:\d\d\.\d{3}  \(pause 5s\)", out[pause])
+    start = source.parse_duration_ms(out[pause][:9].replace(":", "m") + "s")
+    after = out[pause + 1]
+    assert after.endswith("Now rest.")
+    # the words after the pause start exactly 5 s after it began
+    assert source.parse_duration_ms(after[:9].replace(":", "m") + "s") - start == 5000
+
+
+def test_validate_help_says_what_only_a_build_finds():
+    text = " ".join(CliRunner().invoke(cli, ["validate", "--help"], prog_name="windown").output.split())
+    assert "Left to the build, as they need audio: an ambient file ffmpeg cannot decode, an engine that cannot " \
+           "speak a phrase, and encoding and writing the MP3." in text

@@ -92,3 +92,29 @@ def test_the_lock_covers_pyproject_and_its_refresh_command_is_documented():
         assert pin is not None, f"{req.name} is not in requirements.lock: run ./scripts/lock"
         version = next(iter(pin.specifier)).version
         assert req.specifier.contains(version, prereleases=True), f"{pin} does not meet {req}: run ./scripts/lock"
+
+
+def test_the_readme_states_each_presets_tail_and_the_default_one():
+    """Each preset's own tail, and the settings table's default for a routine without one."""
+    from collections import Counter
+
+    from windown import library, settings
+
+    minutes = {name: routine.load(name).settings.tail_ms // 60_000 for name in library.preset_names()}
+    usual, _ = Counter(minutes.values()).most_common(1)[0]
+    others = [f"{m} for `{name}`" for name, m in minutes.items() if m != usual]
+    assert f"Each preset sets its own tail: {usual} minutes" + (", or " + ", ".join(others) if others else "") + "." \
+        in README
+    assert "presets: 10m" not in README
+    assert settings.default("tail") == 60_000 and personalise.BEDTIME_TAIL_MS == 600_000
+    assert "without `tail`, the bed plays on for 1 minute\n(10 minutes in bedtime mode)" in README
+    assert "| `--tail DURATION` | how long the bed plays on after the last words (up to 2h; default 1m, 10m in " \
+           "bedtime mode; the presets set their own) |" in README
+
+
+def test_the_readme_states_the_text_limits_the_code_enforces():
+    from windown import library
+    from windown import routine as routines
+
+    assert routines.MAX_SAY_CHARS == library.MAX_CUE_CHARS == 400
+    assert "each at most 400 characters" in README and "A title is at most 120 characters" in README

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from conftest import ToneEngine, write
-from windown import compose, personalise, pipeline, routine, source
+from windown import compose, personalise, pipeline, routine, source, timeline
 from windown.errors import RoutineError
 from windown.timeline import SLOT_GUARD_MS
 
@@ -132,10 +132,41 @@ steps:
     with pytest.raises(RoutineError) as err:
         planned(path)
     slot = (2000 - SLOT_GUARD_MS) / 1000
+    # the line of the inhale words, not of `- stretch:`; a flow has no hold, so the fix is a slower breath
     assert str(err.value) == (
-        f"{path}:5: the words \"one two three four five six seven eight nine ten\" take 2.5s but fit only "
-        f"{slot:.1f}s inside the inhale of my flow. Lengthen the hold or the breath phase, slow the breathing "
-        "pattern, or use fewer words")
+        f"{path}:11: the words \"one two three four five six seven eight nine ten\" take 2.5s but fit only "
+        f"{slot:.1f}s inside the inhale of my flow. Slow the breathing (e.g. `breathing: {{inhale: 3s}}`), "
+        "or use fewer words")
+
+
+def test_a_cue_too_long_for_its_hold_names_the_line_of_the_cue(tmp_path):
+    path = write(tmp_path / "r.yaml", """\
+title: Overflow
+steps:
+  - stretch:
+      id: my-rest
+      name: my rest
+      kind: rest
+      hold: 1m
+      setup: Lie down.
+      cues:
+        - Soft shoulders.
+        - Heavy legs.
+""")
+    r = personalise.personalise(routine.load(str(path)), personalise.Profile(flags={"seed": 7}))[0]
+    script = compose.compose(r)
+    hold = next(i for i in script.items if isinstance(i, compose.Hold) and i.label == "the hold of my rest")
+    said = {inner.item.text: inner.item.line for inner in hold.inner if isinstance(inner.item, compose.Say)}
+    # each cue of its own on its own line, not the step's (3); windown's own words keep the step's
+    assert said == {"Soft shoulders.": 10, "Heavy legs.": 11, "Halfway.": 3, "Ten more seconds.": 3}
+    # every clip one second, but the first cue three times its slot: the build stops on that cue's line
+    first = next(i for i in hold.inner if i.item.text == "Soft shoulders.")
+    frames = {(s.text, s.rate_wpm): SR for s in script.says()}
+    frames[(first.item.text, first.item.rate_wpm)] = 3 * (first.slot_ms * SR // 1000)
+    with pytest.raises(RoutineError) as err:
+        timeline.place(script, frames, SR, SR)
+    assert str(err.value).startswith(f"{path}:10: the words \"Soft shoulders.\" take ")
+    assert str(err.value).endswith("inside the hold of my rest. Lengthen the hold, or use fewer words")
 
 
 def test_a_cue_that_just_fits_is_placed_at_its_boundary(tmp_path, tone_engine):
@@ -179,3 +210,14 @@ steps:
 
 def test_tone_engine_word_timing_matches_fixture():
     assert ToneEngine.speech_ms("a b c") == 750
+
+
+def test_a_pause_step_is_a_span_of_its_own_length(tmp_path, tone_engine):
+    path = write(tmp_path / "r.yaml", "title: T\nsteps:\n  - say: one two\n  - pause: 5s\n  - say: three\n")
+    tl = planned(path).timeline
+    assert [(p.label, p.line) for p in tl.pauses] == [("pause", 4)]
+    pause = tl.pauses[0]
+    assert pause.stop_frame - pause.start_frame == 5 * SR
+    before = next(e for e in tl.events if e.text == "one two")
+    after = next(e for e in tl.events if e.text == "three")
+    assert (pause.start_frame, pause.stop_frame) == (before.stop_frame, after.start_frame)

@@ -156,9 +156,17 @@ def journal_options(func):
                         "$XDG_DATA_HOME/windown/journal.sqlite).")(func)
 
 
-def personalised(name: str, opts: dict, journal_use: pipeline.JournalUse | None = None
-                 ) -> tuple[routine.Routine, list[str]]:
-    return pipeline.prepare(name, profile_from(opts), journal_use)
+def personalised(name: str, opts: dict, journal_use: pipeline.JournalUse | None = None,
+                 ctx: Context | None = None) -> tuple[routine.Routine, list[str]]:
+    return pipeline.prepare(loaded(ctx or Context(), name), profile_from(opts), journal_use)
+
+
+def loaded(ctx: Context, name: str) -> routine.Routine:
+    """The routine, its warnings said on stderr unless -q (legal but unlikely values; never an exit code)."""
+    r = routine.load(name)
+    for warning in r.warnings:
+        note(ctx, str(warning))
+    return r
 
 
 def journal_use(journal_file: str | None, no_journal: bool, record: bool) -> pipeline.JournalUse | None:
@@ -192,7 +200,7 @@ def build(ctx, routine_name, output, journal_file, no_journal, **opts):
     enc = flag_values(opts, settings.ENCODING)
     settings.check_encoding(enc)
     progress = Progress(ctx)
-    result = pipeline.build(routine_name, output, profile=profile_from(opts),
+    result = pipeline.build(loaded(ctx, routine_name), output, profile=profile_from(opts),
                             journal_use=journal_use(journal_file, no_journal, record=True),
                             loudness_lufs=enc.get("loudness", settings.default("loudness")),
                             encoding=export.Encoding.choose(enc.get("bitrate"), enc.get("quality"),
@@ -252,7 +260,7 @@ def script(ctx, routine_name, as_json, journal_file, no_journal, **opts):
     Example:
       windown script bedtime-lower-back --pace slow
     """
-    r, changes = personalised(routine_name, opts, journal_use(journal_file, no_journal, record=False))
+    r, changes = personalised(routine_name, opts, journal_use(journal_file, no_journal, record=False), ctx)
     p = pipeline.plan(r, changes)
     tl = p.timeline
     if as_json:  # the cue sheet `build` writes, plus the changes (they may quote the journal, kept out of files)
@@ -264,7 +272,9 @@ def script(ctx, routine_name, as_json, journal_file, no_journal, **opts):
     events = sorted([(c.start_frame, 0, f"\n== {c.label} ==") for c in tl.chapters] +
                     [(e.start_frame, 1, f"{_clock(tl.ms(e.start_frame))}  " +
                       (e.text if e.kind == "speech" else "(chime)"))
-                     for e in tl.events])
+                     for e in tl.events] +
+                    [(p.start_frame, 1, f"{_clock(tl.ms(p.start_frame))}  (pause "
+                      f"{source.format_duration(round(tl.ms(p.stop_frame - p.start_frame)))})") for p in tl.pauses])
     for _, _, line in events:
         click.echo(line)
     click.echo(f"\ntotal {_clock(tl.ms(tl.end_frame))} (then the bed plays on for "
@@ -273,22 +283,30 @@ def script(ctx, routine_name, as_json, journal_file, no_journal, **opts):
 
 @cli.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path())
+@personal_options
+@journal_options
 @click.pass_obj
-def validate(ctx, files):
-    """Check routine files; stops at the first bad one with its file:line and the fix.
+def validate(ctx, files, journal_file, no_journal, **opts):
+    """Check routine files as a build would, without making audio; stops at the first bad one with its
+    file:line and the fix. Legal but unlikely values are warnings.
+
+    It checks the file, your profile and journal, the options given, the engine and voice, the
+    ambient file's place, and that every cue fits its hold: on the real length of speech already
+    in the cache, else on an estimate (a cue that surely overruns is an error, one that may is a
+    warning). Left to the build, as they need audio: an ambient file ffmpeg cannot decode, an
+    engine that cannot speak a phrase, and encoding and writing the MP3.
 
     \b
     Example:
       windown validate my-routine.yaml other.yaml
     """
-    from windown import ambient
+    from windown import check
 
+    profile = profile_from(opts)
     for name in files:
-        r = routine.load(name)
-        chosen = r.settings.ambient
-        if chosen.sound not in ambient.BED_NAMES:
-            with ambient.reported_at(chosen.origin):  # a missing ambient file is caught now, not at build time
-                ambient.find_file(chosen.sound, r.path)
+        checked = check.check(name, profile, journal_file, use_journal=not no_journal)
+        for warning in dict.fromkeys(str(w) for w in checked.warnings):
+            note(ctx, warning)
         click.echo(f"{name}: ok")
 
 
@@ -316,6 +334,7 @@ def stretches():
     Example:
       windown stretches
     """
+    click.echo(f"{'id':28s} {'position':9s} {'in bed':6s} {'length':8s} tags")
     for st in library.stretches().values():
         for s in (st, st.easier):
             if s is None:

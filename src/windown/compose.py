@@ -60,6 +60,7 @@ class Hold:
     line: int
     label: str
     inner: tuple[Inner, ...] = ()
+    phase: str = ""  # a breath phase's setting ("inhale", "hold_in", "exhale", "hold_out"); "" for a stretch's hold
 
 
 @dataclass(frozen=True)
@@ -190,7 +191,7 @@ class Composer:
                 return Say(item.text, item.line, rates[id(item)])
             if isinstance(item, Hold):
                 inner = tuple(Inner(i.offset_ms, i.slot_ms, with_rate(i.item)) for i in item.inner)
-                return Hold(item.hold_ms, item.line, item.label, inner)
+                return Hold(item.hold_ms, item.line, item.label, inner, item.phase)
             return item
 
         self.script.items = [with_rate(item) for item in self.script.items]
@@ -209,16 +210,27 @@ class Composer:
                         self.phrase("breathe_out" if full else "breathe_out_short"))
         self.add(Gap(SECTION_GAP_MS, step.line))
 
-    def phases(self, pattern: Breathing, line: int, label: str, inhale: str | None, exhale: str | None) -> None:
-        """One breath cycle: each phase is a hold of exactly its length, its cue at the boundary."""
-        for phase_ms, words, name in ((pattern.inhale_ms, inhale, "inhale"),
-                                      (pattern.hold_in_ms, self.phrase("hold_in") if inhale else None, "held breath"),
-                                      (pattern.exhale_ms, exhale, "exhale"),
-                                      (pattern.hold_out_ms, self.phrase("hold_out") if exhale else None, "rest")):
+    def phases(self, pattern: Breathing, line: int, label: str, inhale: str | None, exhale: str | None,
+               words_lines: tuple[int, int] | None = None) -> None:
+        """One breath cycle: each phase is a hold of exactly its length, its cue at the boundary.
+
+        `words_lines` are the routine lines the inhale and exhale words were written on (inline words)."""
+        in_line, out_line = words_lines or (line, line)
+        for phase_ms, words, name, key, said_at in (
+                (pattern.inhale_ms, inhale, "inhale", "inhale", in_line),
+                (pattern.hold_in_ms, self.phrase("hold_in") if inhale else None, "held breath", "hold_in", line),
+                (pattern.exhale_ms, exhale, "exhale", "exhale", out_line),
+                (pattern.hold_out_ms, self.phrase("hold_out") if exhale else None, "rest", "hold_out", line)):
             if phase_ms <= 0:
                 continue
-            inner = (Inner(0, phase_ms, Say(words, line)),) if words else ()
-            self.add(Hold(phase_ms, line, f"the {name} of {label}", inner))
+            inner = (Inner(0, phase_ms, Say(words, said_at)),) if words else ()
+            self.add(Hold(phase_ms, line, f"the {name} of {label}", inner, phase=key))
+
+    def words_line(self, st: Stretch, key: str, text: str, line: int) -> int:
+        """The routine line `text` (one of the stretch's `key` words) was written on, else the step's line."""
+        options = getattr(st, key)
+        found = st.line_of(key, options.index(text), self.routine.path) if text in options else None
+        return found or line
 
     # -- stretches ---------------------------------------------------------------------------------
 
@@ -303,7 +315,7 @@ class Composer:
                 boundary = first_ms + -(-(at - first_ms) // breath.cycle_ms) * breath.cycle_ms
                 if boundary + estimate_ms(text, rate) * 1.3 + 500 > end_ms:
                     break
-                inner.append(Inner(boundary, 0, Say(text, line)))
+                inner.append(Inner(boundary, 0, Say(text, self.words_line(st, "cues", text, line))))
                 at = boundary + max(spacing, estimate_ms(text, rate) + 1000)
         # each cue's slot runs to the next cue (or the end zone); the timeline checks the real length
         slots = []
@@ -324,7 +336,9 @@ class Composer:
             else:
                 inhale = self.pick(st.inhale[1:] or st.inhale, f"inhale:{st.id}")
                 exhale = self.pick(st.exhale[1:] or st.exhale, f"exhale:{st.id}")
-            self.phases(self.s.breathing, step.line, st.name, inhale, exhale)
+            self.phases(self.s.breathing, step.line, st.name, inhale, exhale,
+                        (self.words_line(st, "inhale", inhale, step.line),
+                         self.words_line(st, "exhale", exhale, step.line)))
         release = self.pick(st.release, f"release:{st.id}") if st.release else self.phrase("release")
         self.say(release, step.line)
 

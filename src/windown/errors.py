@@ -55,6 +55,27 @@ class BuildError(UserError):
     exit_code = 1
 
 
+class RoutineWarning:
+    """Something legal but unlikely for this audience (a one-hour hold on a twist): said, never refused.
+
+    Printed as `file:line: warning: what looks wrong. What to do`, on stderr; the exit code is unchanged.
+    """
+
+    def __init__(self, problem: str, hint: str, *, path: str | os.PathLike | None, line: int | None):
+        self.problem = problem
+        self.hint = hint
+        self.path = os.fspath(path) if path is not None else None
+        self.line = line
+
+    def __str__(self) -> str:
+        where = f"{self.path}:{self.line}: " if self.path is not None and self.line else \
+            (f"{self.path}: " if self.path is not None else "")
+        return f"{where}warning: {self.problem}. {self.hint}"
+
+    def __repr__(self) -> str:
+        return f"RoutineWarning({str(self)!r})"
+
+
 class Interrupted(BaseException):
     """SIGTERM arrived; raised like KeyboardInterrupt so every `finally` cleans up."""
 

@@ -65,6 +65,16 @@ class Stretch:
     path: str = ""
     line: int = 0
     about: str = ""
+    # (key, index, file, line) of each sentence of its words (`inhale`, `cues`, ...), so a cue that does
+    # not fit is reported on its own line; not part of equality (two stretches saying the same are equal)
+    word_lines: tuple[tuple[str, int, str, int], ...] = dataclasses.field(default=(), compare=False)
+
+    def line_of(self, key: str, index: int, path: str) -> int | None:
+        """The line in file `path` of sentence `index` of `key`, or None when it was not written there."""
+        for k, i, file, line in self.word_lines:
+            if k == key and i == index and file == path:
+                return line
+        return None
 
     @property
     def default_length_ms(self) -> int:
@@ -139,6 +149,9 @@ def read_stretch(mapping: Any, path: str, *, base: Stretch | None = None, line: 
     if not setup:
         raise f.error(None, f"stretch '{sid}' needs 'setup' words", "Add a sentence or two on getting into position")
     easier_raw = f.get("easier", lambda v, ff, k: v)
+    word_keys = ("setup", "brief", "start", "cues", "inhale", "exhale", "release", "switch")
+    given = tuple(entry for key in word_keys if key in mapping for entry in sentence_lines(mapping, key, path))
+    inherited = tuple(entry for entry in (b.word_lines if b else ()) if entry[0] not in mapping)
     result = Stretch(
         id=sid,
         name=name,
@@ -165,6 +178,7 @@ def read_stretch(mapping: Any, path: str, *, base: Stretch | None = None, line: 
         about=pick("about", source.text(400), b.about if b else ""),
         path=path,
         line=mapping.line,
+        word_lines=inherited + given,
     )
     f.finish()
     if easier_raw is not None:
@@ -180,6 +194,14 @@ def read_stretch(mapping: Any, path: str, *, base: Stretch | None = None, line: 
         easier = read_stretch(easier_raw, path, base=dataclasses.replace(result, easier=None), line=easier_raw.line)
         result = dataclasses.replace(result, easier=easier)
     return result
+
+
+def sentence_lines(mapping: Map, key: str, path: str) -> list[tuple[str, int, str, int]]:
+    """(key, index, file, line) for each sentence of a words key: one line, or one per list item."""
+    value = mapping[key]
+    if isinstance(value, Seq):
+        return [(key, i, path, line) for i, line in enumerate(value.item_lines)]
+    return [(key, 0, path, mapping.value_lines.get(key, mapping.line))]
 
 
 def _data(name: str) -> Path:

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from windown import library, settings, source
-from windown.errors import RoutineError, closest, kind_of, shown
-from windown.library import Stretch
+from windown.errors import RoutineError, RoutineWarning, closest, kind_of, shown
+from windown.library import Range, Stretch
 from windown.settings import Breathing, Settings
 from windown.source import Fields, Map, Seq
 
@@ -75,6 +75,8 @@ class Routine:
     steps: tuple[Step, ...]
     settings: Settings = Settings()
     set_keys: frozenset[str] = field(default_factory=frozenset)  # setting keys the file named ("tail", "voice.rate")
+    # legal but unlikely values (a 1h hold on a twist), said by validate, script and build, never refused
+    warnings: tuple[RoutineWarning, ...] = field(default=(), compare=False)
 
     @property
     def name(self) -> str:
@@ -131,14 +133,21 @@ def parse(doc: Any, path: str) -> Routine:
     if len(steps_raw) > MAX_STEPS:
         raise f.error("steps", f"the routine has {len(steps_raw)} steps (the limit is {MAX_STEPS})",
                       "Split it into several routines")
-    steps = tuple(read_step(item, path, line) for item, line in zip(steps_raw, steps_raw.item_lines))
+    warnings: list[RoutineWarning] = []
+    steps = tuple(read_step(item, path, line, warnings) for item, line in zip(steps_raw, steps_raw.item_lines))
+    if not any(isinstance(step, StretchStep) for step in steps):
+        warnings.append(RoutineWarning("the routine has no stretch, only words, breaths or pauses",
+                                       "Add one, e.g. `- stretch: knee-to-chest`; a track without stretches is "
+                                       "fine if that is what you meant", path=path,
+                                       line=doc.key_lines.get("steps", doc.line)))
     total_ms = sum(_rough_ms(step, chosen.breathing) for step in steps)
     if total_ms > MAX_TRACK_MS:
         hours = f"{total_ms / 3_600_000:.1f}".removesuffix(".0")
         raise f.error("steps", f"the routine would run for about {hours} hours; the limit is "
                       f"{MAX_TRACK_MS // 3_600_000} hours",
                       "Shorten the holds and pauses, or split it into several routines")
-    return Routine(title=title, path=path, steps=steps, settings=chosen, set_keys=frozenset(found))
+    return Routine(title=title, path=path, steps=steps, settings=chosen, set_keys=frozenset(found),
+                   warnings=tuple(warnings))
 
 
 def _rough_ms(step: Step, breathing: Breathing) -> int:
@@ -163,7 +172,8 @@ def _unknown_stretch(stretch_id: Any, path: str, line: int) -> RoutineError:
                         path=path, line=line)
 
 
-def read_step(item: Any, path: str, line: int) -> Step:
+def read_step(item: Any, path: str, line: int, warnings: list[RoutineWarning] | None = None) -> Step:
+    """One step; legal but unlikely values are added to `warnings`."""
     if isinstance(item, str) and item in ("chime",):
         return ChimeStep(line=line)
     if not isinstance(item, Map) or not item:
@@ -202,8 +212,10 @@ def read_step(item: Any, path: str, line: int) -> Step:
     # stretch
     raw = item["stretch"]
     f.known.append("stretch")
+    written: dict[str, int] = {}  # hold/reps/rounds the routine itself wrote, with their lines (for warnings)
     if isinstance(raw, Map):
         stretch = library.read_stretch(raw, path, line=raw.line)
+        written = {key: raw.value_lines[key] for key in ("hold", "reps", "rounds") if key in raw}
     elif isinstance(raw, str):
         stretch = library.find(raw)
         if stretch is None:
@@ -220,15 +232,18 @@ def read_step(item: Any, path: str, line: int) -> Step:
         if value is not None:
             words[key] = tuple(value) if isinstance(value, list) else value
     if words:
-        stretch = dataclasses.replace(stretch, **words)
+        lines = tuple(entry for key in words for entry in library.sentence_lines(item, key, path))
+        kept = tuple(entry for entry in stretch.word_lines if entry[0] not in words)
+        stretch = dataclasses.replace(stretch, **words, word_lines=kept + lines)
     hold = f.get("hold", source.duration(1, 60 * 60_000))
+    count_key = "rounds" if stretch.kind == "flow" else "reps"
     if hold is not None and stretch.kind in ("flow", "reps"):
-        raise f.error("hold", f"'{stretch.id}' is a {stretch.kind} paced by the breath, so it has no hold",
-                      "Set 'rounds' or 'reps' instead, or change the breathing pattern")
+        raise f.error("hold", f"'{stretch.id}' moves with the breath (kind: {stretch.kind}), so it has no hold",
+                      f"Set '{count_key}' to make it longer or shorter, or slow the breathing pattern")
     overrides["hold_ms"] = hold
     overrides["sides"] = f.get("sides", source.choice(library.SIDES))
     if overrides["sides"] == "both" and stretch.kind in ("flow", "reps"):
-        raise f.error("sides", f"'{stretch.id}' is a {stretch.kind} paced by the breath, so it has no sides",
+        raise f.error("sides", f"'{stretch.id}' moves with the breath (kind: {stretch.kind}), so it has no sides",
                       "Remove 'sides', or use a stretch of kind hold")
     overrides["reps"] = f.get("reps", source.whole(1, 100))
     rounds = f.get("rounds", source.whole(1, 100))
@@ -239,7 +254,67 @@ def read_step(item: Any, path: str, line: int) -> Step:
     overrides["settle_ms"] = f.get("settle", source.duration(0, 120_000))
     overrides["rest_ms"] = f.get("rest", source.duration(0, 120_000))
     f.finish()
-    return StretchStep(stretch=stretch, line=line, **overrides)
+    step = StretchStep(stretch=stretch, line=line, **overrides)
+    written.update({key: f.line(key) for key in ("hold", "reps", "rounds") if key in item})
+    if warnings is not None:
+        warnings.extend(unlikely(step, written, path))
+    return step
+
+
+# Warnings: values a routine may legally hold but which are unlikely for someone easing a sore back at
+# bedtime, so most likely a slip of the units or a typo. The library's ranges are what it considers
+# safe and what personalisation scales within (pace, length fitting); past twice the top of a range
+# (a 1h hold on a twist whose range ends at 45s, 50 reps of a stretch done at most 3 times) or under
+# half its bottom (a 2.5s hold where 20s is the least) is far outside anything the library would
+# choose. An inline stretch has only the value its author wrote, so it is held to the widest range
+# of the whole library (holds of 10s to 10m, up to 15 reps, up to 10 rounds).
+FAR_ABOVE = 2.0
+FAR_BELOW = 0.5
+
+
+def _widest(attr: str) -> Range:
+    ranges = [getattr(s, attr) for top in library.stretches().values() for s in (top, top.easier)
+              if s is not None and getattr(s, attr) is not None]
+    return Range(0, min(r.min for r in ranges), max(r.max for r in ranges))
+
+
+def unlikely(step: StretchStep, written: dict[str, int], path: str) -> list[RoutineWarning]:
+    """Warnings for the hold, reps and rounds a stretch step wrote (`written`: key -> line) far outside
+    the stretch's safe range."""
+    st = step.stretch
+    inline = st.path == path
+    out = []
+
+    def reference(attr: str) -> Range | None:
+        return _widest(attr) if inline else getattr(st, attr)
+
+    hold_line = written.get("hold")
+    safe = reference("hold_ms")
+    if hold_line and safe is not None and st.kind in ("hold", "rest"):
+        hold_ms = step.hold_ms or st.hold_ms.default
+        span = f"{source.format_duration(safe.min)} to {source.format_duration(safe.max)}"
+        where = "the library's holds" if inline else f"the safe range of {st.name}"
+        if hold_ms > FAR_ABOVE * safe.max:
+            out.append(RoutineWarning(f"a {source.format_duration(hold_ms)} hold is far longer than {where} "
+                                      f"({span})", f"Check the units (30s is thirty seconds, 30m half an hour), "
+                                      f"or hold it for at most {source.format_duration(safe.max)}",
+                                      path=path, line=hold_line))
+        elif hold_ms < FAR_BELOW * safe.min:
+            out.append(RoutineWarning(f"a {source.format_duration(hold_ms)} hold is too short to ease into "
+                                      f"({where}: {span})", f"Hold it for at least {source.format_duration(safe.min)}",
+                                      path=path, line=hold_line))
+    for key in ("reps", "rounds"):
+        line = written.get(key)
+        if not line:
+            continue
+        count = getattr(step, key) or (st.rounds if key == "rounds" else st.reps).default
+        safe = reference("rounds" if st.kind == "flow" and st.rounds else "reps")
+        if safe is not None and count > FAR_ABOVE * safe.max:
+            where = "the library's stretches" if inline else f"the safe range of {st.name}"
+            out.append(RoutineWarning(f"{count} {key} is far more than {where} ({safe.min} to {safe.max})",
+                                      f"Do it at most {safe.max} times; a few slow repetitions ease a back more "
+                                      "than many", path=path, line=line))
+    return out
 
 
 def _chime_value(value: Any, f: Fields, key: str) -> None:

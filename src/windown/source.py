@@ -342,7 +342,8 @@ class Fields:
 
 # Value readers: each takes (value, fields, key) and returns the checked value or raises with the line.
 
-def text(max_chars: int = 400) -> Callable[[Any, Fields, str], str]:
+def text(max_chars: int = 400, cue_hint: str = "") -> Callable[[Any, Fields, str], str]:
+    """One line of text; with `cue_hint` it is spoken as one cue, and a long one is told how to split."""
     def read(value: Any, f: Fields, key: str) -> str:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             value = str(value)
@@ -351,26 +352,31 @@ def text(max_chars: int = 400) -> Callable[[Any, Fields, str], str]:
         value = " ".join(value.split())
         if not value:
             raise f.error(key, f"'{key}' is empty", "Write some words, or remove the key")
-        if len(value) > max_chars:
+        if len(value) > max_chars and cue_hint:
             raise f.error(key, f"'{key}' is too long to speak as one cue ({len(value)} characters; "
-                          f"the limit is {max_chars})", "Split it into shorter sentences")
+                          f"the limit is {max_chars})", cue_hint.format(key=key, max=max_chars))
+        if len(value) > max_chars:
+            raise f.error(key, f"'{key}' is too long ({len(value)} characters; the limit is {max_chars})",
+                          f"Shorten it to {max_chars} characters or fewer")
         return value
     return read
 
 
 def texts(max_chars: int = 400) -> Callable[[Any, Fields, str], list[str]]:
-    """One sentence or a list of them."""
-    one = text(max_chars)
+    """One sentence or a list of them; each is one cue, so a long one is split into list items."""
+    one = text(max_chars, "Make it a YAML list of shorter cues: `{key}:` and then one `- ...` line for each, "
+                          "each at most {max} characters")
+    item = text(max_chars, "Split this item into two or more items of the list, each at most {max} characters")
 
     def read(value: Any, f: Fields, key: str) -> list[str]:
         if isinstance(value, list):
             if not value:
                 raise f.error(key, f"'{key}' is an empty list", "Write at least one sentence, or remove the key")
             out = []
-            for i, item in enumerate(value):
+            for i, entry in enumerate(value):
                 line = value.item_lines[i] if isinstance(value, Seq) else f.line(key)
                 try:
-                    out.append(one(item, f, key))
+                    out.append(item(entry, f, key))
                 except RoutineError as exc:
                     exc.line = line
                     raise RoutineError(exc.problem, exc.hint, path=exc.path, line=line) from None

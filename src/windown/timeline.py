@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from windown.compose import Chapter, Chime, Gap, Hold, Say, Script
 from windown.errors import RoutineError
+from windown.settings import BREATH_MAX_MS
 
 SLOT_GUARD_MS = 100  # a cue inside a hold must finish at least this long before its slot ends
 
@@ -39,13 +40,43 @@ class Span:
     stretch: str | None = None  # chapters only: the stretch id
 
 
+@dataclass(frozen=True)
+class Misfit:
+    """A cue inside a hold that overruns its slot: what `place` refuses."""
+
+    say: Say
+    length_frames: int
+    fit_ms: int  # the time it has
+    hold: Hold
+
+    def error(self, path: str, sample_rate: int, *, likely_s: float | None = None) -> RoutineError:
+        """The one line a build prints; `likely_s` when the length is a floor, not a clip's (the fix is
+        sized for the likely length)."""
+        took_s = self.length_frames / sample_rate
+        return RoutineError(f"the words \"{self.say.text}\" take {'at least ' if likely_s else ''}{took_s:.1f}s but "
+                            f"fit only {self.fit_ms / 1000:.1f}s inside {self.hold.label}",
+                            self.fix(likely_s or took_s), path=path, line=self.say.line or self.hold.line)
+
+    def fix(self, took_s: float) -> str:
+        """A fix that exists for this kind of slot: a breath phase is lengthened under `breathing:`."""
+        if not self.hold.phase:
+            return "Lengthen the hold, or use fewer words"
+        needed_ms = -(-int((took_s * 1000 + SLOT_GUARD_MS) * 1.1) // 500) * 500  # a little room, in half seconds
+        if needed_ms > BREATH_MAX_MS:
+            return f"Use fewer words: a breath phase lasts at most {BREATH_MAX_MS // 1000}s"
+        return (f"Slow the breathing (e.g. `breathing: {{{self.hold.phase}: {needed_ms / 1000:g}s}}`), "
+                "or use fewer words")
+
+
 @dataclass
 class Timeline:
     sample_rate: int
     events: list[Event] = field(default_factory=list)
     chapters: list[Span] = field(default_factory=list)  # the last one ends at `end` (the tail is added later)
     holds: list[Span] = field(default_factory=list)
+    pauses: list[Span] = field(default_factory=list)  # the silence of each `pause:` step
     end_frame: int = 0  # the end of the guided part
+    unsure: list[Misfit] = field(default_factory=list)  # cues of estimated length that may not fit (see `place`)
 
     @property
     def speech_end_frame(self) -> int:
@@ -59,8 +90,12 @@ def to_samples(ms: int, sample_rate: int) -> int:
     return ms * sample_rate // 1000
 
 
-def place(script: Script, clip_frames: dict[tuple[str, int], int], sample_rate: int, chime_frames: int) -> Timeline:
-    """Walk the script with a cursor (in frames); speech advances it by the clip's real length."""
+def place(script: Script, clip_frames: dict[tuple[str, int], int], sample_rate: int, chime_frames: int,
+          estimated: frozenset[tuple[str, int]] | set[tuple[str, int]] = frozenset()) -> Timeline:
+    """Walk the script with a cursor (in frames); speech advances it by the clip's real length.
+
+    A cue inside a hold that overruns its slot is an error; for the cues in `estimated` (lengths guessed
+    without speaking, by `windown validate`) it is noted in `unsure` instead, for the caller to judge."""
     tl = Timeline(sample_rate)
     cursor_frame = 0
     chapter_starts: list[tuple[str, int, int, str | None]] = []
@@ -80,6 +115,9 @@ def place(script: Script, clip_frames: dict[tuple[str, int], int], sample_rate: 
             tl.events.append(event)
             cursor_frame = event.stop_frame
         elif isinstance(item, Gap):
+            if item.pause:
+                tl.pauses.append(Span(cursor_frame, cursor_frame + to_samples(item.gap_ms, sample_rate), "pause",
+                                      item.line))
             cursor_frame += to_samples(item.gap_ms, sample_rate)
         elif isinstance(item, Chime):
             tl.events.append(Event(cursor_frame, chime_frames, "chime", chapter=current_chapter(),
@@ -96,11 +134,11 @@ def place(script: Script, clip_frames: dict[tuple[str, int], int], sample_rate: 
                 event = speech_event(inner.item, start_frame)
                 slot_frames = to_samples(inner.slot_ms - SLOT_GUARD_MS, sample_rate)
                 if event.length_frames > slot_frames or event.stop_frame > cursor_frame + hold_frames:
-                    raise RoutineError(
-                        f"the words \"{inner.item.text}\" take {event.length_frames / sample_rate:.1f}s but fit only "
-                        f"{max(0, inner.slot_ms - SLOT_GUARD_MS) / 1000:.1f}s inside {item.label}",
-                        "Lengthen the hold or the breath phase, slow the breathing pattern, or use fewer words",
-                        path=script.path, line=inner.item.line or item.line)
+                    fit_ms = max(0, min(inner.slot_ms - SLOT_GUARD_MS, item.hold_ms - inner.offset_ms))
+                    misfit = Misfit(inner.item, event.length_frames, fit_ms, item)
+                    if (inner.item.text, inner.item.rate_wpm) not in estimated:
+                        raise misfit.error(script.path, sample_rate)
+                    tl.unsure.append(misfit)
                 tl.events.append(event)
             cursor_frame += hold_frames
     tl.end_frame = cursor_frame

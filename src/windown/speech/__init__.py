@@ -143,23 +143,10 @@ def speak(requests: list[Request], engine: Engine, voice: str, *, routine_path: 
     Returns float32 mono arrays at SAMPLE_RATE. `on_synth(n)` reports how many phrases needed synthesis.
     An engine may offer `cache_id(voice)` (e.g. a hash of the voice file) in place of its version.
     """
-    root = (cache_dir or clip_cache.cache_dir()) / "clips"
-    version = engine.cache_id(voice) if hasattr(engine, "cache_id") else engine.version()
     wanted: dict[tuple[str, int], Request] = {}
     for r in requests:
         wanted.setdefault((r.text, r.rate_wpm), r)
-    out = Clips(engine.name, voice)
-    missing: dict[tuple[str, int], Path] = {}
-    for key in wanted:
-        path = root / engine.name / (clip_cache.clip_key(engine.name, version, voice, key[1], key[0]) + ".npy")
-        clip = clip_cache.read(path)
-        if clip is None:
-            missing[key] = path
-        else:
-            out[key] = clip
-            words = clip_cache.read_words(path)
-            if words is not None:
-                out.words[key] = words
+    out, missing = cached(list(wanted), engine, voice, cache_dir)
     out.synthesised = len(missing)
     if on_synth:
         on_synth(len(missing))
@@ -198,6 +185,28 @@ def speak(requests: list[Request], engine: Engine, voice: str, *, routine_path: 
             clip_cache.write(missing[key], clip)
             out[key] = clip
     return out
+
+
+def cached(keys: list[tuple[str, int]], engine: Engine, voice: str, cache_dir: Path | None = None
+           ) -> tuple[Clips, dict[tuple[str, int], Path]]:
+    """The clips already in the cache for (text, rate) `keys`, and where each missing one would go.
+
+    Nothing is synthesised, so `windown validate` can judge fits with real lengths where they exist."""
+    root = (cache_dir or clip_cache.cache_dir()) / "clips"
+    version = engine.cache_id(voice) if hasattr(engine, "cache_id") else engine.version()
+    out = Clips(engine.name, voice)
+    missing: dict[tuple[str, int], Path] = {}
+    for key in keys:
+        path = root / engine.name / (clip_cache.clip_key(engine.name, version, voice, key[1], key[0]) + ".npy")
+        clip = clip_cache.read(path)
+        if clip is None:
+            missing[key] = path
+        else:
+            out[key] = clip
+            words = clip_cache.read_words(path)
+            if words is not None:
+                out.words[key] = words
+    return out, missing
 
 
 def _words_in_clip(wav: Path, start_s: float, length_s: float) -> list[tuple[float, float, str]] | None:
