@@ -191,7 +191,7 @@ def test_o_names_a_file_or_a_folder_and_the_track_is_always_an_mp3(given, made, 
 @pytest.mark.parametrize("given", ["x.wav", "night.ogg", "out/track.flac"])
 def test_o_with_another_extension_is_one_line_and_writes_nothing(given, tmp_path):
     write(tmp_path / "tiny.yaml", TINY)
-    result = run_cli("build", "tiny.yaml", "-o", given, "--no-journal", cwd=tmp_path)
+    result = run_cli("-q", "build", "tiny.yaml", "-o", given, "--no-journal", cwd=tmp_path)
     assert result.returncode == 2
     suffix = given.rsplit(".", 1)[1]
     stem = given.rsplit(".", 1)[0]
@@ -390,7 +390,7 @@ def test_a_path_on_the_command_line_is_from_the_current_folder(tmp_path):
     found = run_cli("-q", "build", "r/t.yaml", "--ambient", "snd/hum.wav", "-o", "t.mp3", "--no-journal",
                     cwd=tmp_path)
     assert found.returncode == 0, found.stderr
-    missing = run_cli("build", "r/t.yaml", "--ambient", "r/hum.wav", "-o", "u.mp3", "--no-journal", cwd=tmp_path)
+    missing = run_cli("-q", "build", "r/t.yaml", "--ambient", "r/hum.wav", "-o", "u.mp3", "--no-journal", cwd=tmp_path)
     assert missing.returncode == 2
     assert missing.stderr.startswith("r/hum.wav: ambient file not found. A path in a routine, profile or batch file "
                                      "is relative to that file, one on the command line to the current folder")
@@ -400,7 +400,7 @@ def test_a_path_on_the_command_line_is_from_the_current_folder(tmp_path):
 def test_a_near_miss_on_the_command_line_suggests_the_closest_sound(tmp_path):
     write(tmp_path / "t.yaml", TINY)
     hum_wav(tmp_path / "sounds" / "waves.wav")
-    flag = run_cli("build", "t.yaml", "--ambient", "rian", "--no-journal", cwd=tmp_path)
+    flag = run_cli("-q", "build", "t.yaml", "--ambient", "rian", "--no-journal", cwd=tmp_path)
     assert flag.returncode == 2
     assert flag.stderr.startswith("rian: ambient file not found. Did you mean 'rain'? ")
     assert len(flag.stderr.splitlines()) == 1
