@@ -12,6 +12,7 @@ import pytest
 
 from conftest import decode, run_cli, write
 from windown import __version__, batch, pipeline
+from windown import shelf as shelf_mod
 from windown.errors import RoutineError
 
 SR = 44100
@@ -312,20 +313,20 @@ def test_the_playlist_lists_the_shelf_with_durations_titles_and_relative_paths(t
     fake_track(shelf, "b-night", "Night,  with rain", 600.4)
     fake_track(shelf, "a-gentle", "Gentle", 1712.6)
     (shelf / "stray.mp3").write_bytes(b"")  # not a windown track: no cue sheet
-    path = batch.write_playlist(shelf)
+    path = shelf_mod.write_playlist(shelf)
     assert path == shelf / "playlist.m3u"
     assert path.read_text() == ("#EXTM3U\n#EXTINF:1713,Gentle\na-gentle.mp3\n"
                                 "#EXTINF:600,Night, with rain\nb-night.mp3\n")
-    elsewhere = batch.write_playlist(shelf, tmp_path / "lists" / "all.m3u")
+    elsewhere = shelf_mod.write_playlist(shelf, tmp_path / "lists" / "all.m3u")
     assert elsewhere.read_text().splitlines()[2] == "../shelf/a-gentle.mp3"
     assert not [p for p in shelf.iterdir() if p.name.endswith(".part")]
 
 
 def test_an_unchanged_playlist_is_not_rewritten(tmp_path):
     fake_track(tmp_path, "a", "A", 60)
-    path = batch.write_playlist(tmp_path)
+    path = shelf_mod.write_playlist(tmp_path)
     os.utime(path, (1, 1))
-    batch.write_playlist(tmp_path)
+    shelf_mod.write_playlist(tmp_path)
     assert path.stat().st_mtime == 1
 
 

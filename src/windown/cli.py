@@ -18,7 +18,8 @@ from typing import Any, Callable
 
 import click
 
-from windown import __version__, errors, export, library, personalise, pipeline, routine, settings, source, starter
+from windown import (__version__, errors, export, library, personalise, pipeline, routine, settings, shelf, source,
+                     starter)
 from windown.errors import Interrupted, UserError, closest
 
 
@@ -521,7 +522,7 @@ def batch(ctx, sources, output_dir, workers, force, all_presets, scheduler, play
     playlist_error = None
     if not no_playlist:
         try:
-            summary += f"; playlist {batching.write_playlist(output_dir, playlist)}"
+            summary += f"; playlist {shelf.write_playlist(output_dir, playlist)}"
         except UserError as exc:
             playlist_error = exc
     click.echo(summary)
@@ -618,8 +619,8 @@ def log_entry(ctx, journal_file, ask, **answers):
     """Add a journal entry: tonight's pain and how the stretches felt, or this morning's sleep.
 
     With no options on a terminal, it asks (the morning's questions before 14:00, else the evening's;
-    --ask chooses). Stretch ids are checked against your last session. Several entries a day are fine; each keeps its time and
-    the session it follows.
+    --ask chooses). Stretch ids are checked against your last session. Several entries a day are fine;
+    each keeps its time and the session it follows.
 
     \b
     Examples:

@@ -1,4 +1,5 @@
-"""The shelf: a folder of finished tracks, each an MP3 with its sidecars, listed newest first and deleted whole.
+"""The shelf: a folder of finished tracks, each an MP3 with its sidecars, listed newest first, gathered in
+an M3U playlist, and deleted whole. (`windown batch` writes tracks onto it: `batch.results`.)
 
 A track is `NAME.mp3` plus whatever of its sidecars exist (`NAME.vtt`, `.srt`, `.lrc`, the `.json` cue
 sheet, a batch's `.fingerprint`, the feed's `.chapters.json`). Builds write every file atomically
@@ -15,9 +16,11 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from windown.errors import UserError
+from windown import atomic
+from windown.errors import BuildError, UserError
 
 SIDECAR_SUFFIXES = (".vtt", ".srt", ".lrc", ".json", ".fingerprint", ".chapters.json")
+PLAYLIST_NAME = "playlist.m3u"
 MAX_SHEET_BYTES = 8 * 1024 * 1024  # a 3-hour cue sheet with word timings is far smaller
 
 
@@ -157,3 +160,43 @@ def delete(folder: str | os.PathLike, stem: str) -> list[Path]:
             continue
         removed.append(path)
     return removed
+
+
+def track_info(mp3: Path) -> tuple[str | None, float | None]:
+    """The title and length in seconds from a track's cue sheet; (None, None) when it has none."""
+    sheet = _sheet(Path(mp3).with_suffix(".json"))
+    try:
+        return str(sheet["title"]), float(sheet["duration_s"])
+    except (ValueError, KeyError, TypeError):
+        return None, None
+
+
+def write_playlist(folder: str | os.PathLike, target: str | os.PathLike | None = None) -> Path:
+    """An extended M3U of every track on the shelf (each MP3 with its .json cue sheet), by file name.
+
+    Paths are relative to the playlist; it is written atomically, and only when it changes.
+    """
+    folder = Path(folder)
+    target = Path(target) if target is not None else folder / PLAYLIST_NAME
+    lines = ["#EXTM3U"]
+    for mp3 in sorted(folder.glob("*.mp3")):
+        if mp3.name.startswith("."):
+            continue
+        title, duration = track_info(mp3)
+        if title is None:
+            continue
+        lines.append(f"#EXTINF:{round(duration)},{' '.join(title.split())}")
+        lines.append(Path(os.path.relpath(mp3, target.parent if str(target.parent) else ".")).as_posix())
+    text = "\n".join(lines) + "\n"
+    try:
+        if target.read_text("utf-8") == text:
+            return target
+    except (OSError, ValueError):
+        pass
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        atomic.write_text(target, text)
+    except OSError as exc:
+        raise BuildError(f"cannot write the playlist ({exc.strerror or exc})", "Choose another place with --playlist",
+                         path=target) from None
+    return target

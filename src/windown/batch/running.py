@@ -29,8 +29,9 @@ from typing import Callable, Protocol
 from windown import errors, export, personalise, pipeline, routine
 from windown.batch.fingerprint import Prepared, prepare, stale_reason
 from windown.batch.jobs import Event, Job, Outcome
-from windown.batch.shelf import track_info, write_track
+from windown.batch.results import write_track
 from windown.errors import UserError, short_error
+from windown.shelf import track_info
 
 DASK_HINT = "Install it with: pip install 'windown[dask]'"
 CONNECT_TIMEOUT_S = 15

@@ -1,6 +1,6 @@
-"""The shelf: the output folder of a batch. Writing a built track onto it (fingerprint last), reading a
-track's title and length back, its M3U playlist, the journal's record of what was built, and the
-summary table `windown batch` prints.
+"""What a batch run leaves behind: each built track written onto the shelf (fingerprint last), the
+journal's record of what was built, and the summary table `windown batch` prints. Reading the shelf
+back (listing, playlist, deleting) is `windown.shelf`'s.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from windown.batch.fingerprint import SIDECARS, digest, fingerprint_path
 from windown.batch.jobs import Job, Outcome
 from windown.errors import BuildError, JobsHitABug
 
-PLAYLIST_NAME = "playlist.m3u"
 STATUSES = ("built", "skipped", "failed")
 
 
@@ -45,46 +44,6 @@ def record_sessions(outcomes: list[Outcome], journal_path: str | os.PathLike | N
         for o in built:
             diary.add_session(dataclasses.replace(o.session, routine=o.job.routine,
                                                   output=str(Path(o.job.output).resolve())))
-
-
-def track_info(mp3: Path) -> tuple[str | None, float | None]:
-    """The title and length in seconds from a track's cue sheet; (None, None) when it has none."""
-    try:
-        sheet = json.loads(Path(mp3).with_suffix(".json").read_text("utf-8"))
-        return str(sheet["title"]), float(sheet["duration_s"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None, None
-
-
-def write_playlist(folder: str | os.PathLike, target: str | os.PathLike | None = None) -> Path:
-    """An extended M3U of every track on the shelf (each MP3 with its .json cue sheet), by file name.
-
-    Paths are relative to the playlist; it is written atomically, and only when it changes.
-    """
-    folder = Path(folder)
-    target = Path(target) if target is not None else folder / PLAYLIST_NAME
-    lines = ["#EXTM3U"]
-    for mp3 in sorted(folder.glob("*.mp3")):
-        if mp3.name.startswith("."):
-            continue
-        title, duration = track_info(mp3)
-        if title is None:
-            continue
-        lines.append(f"#EXTINF:{round(duration)},{' '.join(title.split())}")
-        lines.append(Path(os.path.relpath(mp3, target.parent if str(target.parent) else ".")).as_posix())
-    text = "\n".join(lines) + "\n"
-    try:
-        if target.read_text("utf-8") == text:
-            return target
-    except (OSError, ValueError):
-        pass
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        atomic.write_text(target, text)
-    except OSError as exc:
-        raise BuildError(f"cannot write the playlist ({exc.strerror or exc})", "Choose another place with --playlist",
-                         path=target) from None
-    return target
 
 
 def table(outcomes: list[Outcome]) -> list[tuple[str, str]]:
