@@ -124,19 +124,58 @@ def build(source: str | routine.Routine, out: Path | None = None, *, profile: pe
     bed = ambient.load_bed(r.settings.ambient.sound, sample_rate=SAMPLE_RATE, origin=r.settings.ambient.origin)
     progress("speech", 0, 1)
     script = compose.compose(r, changes)                                                     # compose
-    clips = speak(script, r, cache_dir)                                                      # speak
-    tl = timeline.place(script, {k: len(v) for k, v in clips.items()}, SAMPLE_RATE,          # place
-                        ambient.chime_frames())
     mix = mix_for(r, loudness_lufs)
-    renderer = Renderer(tl, clips, bed, mix)                                                 # render
-    blocks = renderer.blocks(lambda done, total: progress("render", done, total))
     meter = loudness.Meter(SAMPLE_RATE, 2) if measure else None
-    written = export.write_track(meter.metered(blocks) if meter else blocks, out, title=r.title,  # export
-                                 timeline=tl, total_frames=renderer.total_frames, words=clips.words,
-                                 settings=settings_summary(r, clips, mix), encoding=encoding)
+    with supply(script, r, cache_dir, lambda done, total: progress("speech", done, total)) as clips:  # speak
+        renderer = renderer_for(script, clips, bed, mix)                                     # place, render
+        blocks = renderer.blocks(lambda done, total: progress("render", done, total))
+        written = export.write_track(meter.metered(blocks) if meter else blocks, out, title=r.title,  # export
+                                     timeline=renderer.timeline, total_frames=lambda: renderer.total_frames,
+                                     words=clips.words, settings=settings_summary(r, clips, mix), encoding=encoding)
+        clips.finish()  # every clip was used, so all are made: now they go into the cache
+    tl = renderer.timeline
     return Result(r, changes, written.mp3, written.sidecars, written.duration_s, tl.speech_end_frame / SAMPLE_RATE,
                   written.size_bytes, meter.integrated_lufs() if meter else None, meter.peak_db if meter else None,
                   clips.synthesised, int(tl.ms(tl.end_frame)), clips.engine, clips.voice)
+
+
+def supply(script: compose.Script, r: routine.Routine, cache_dir: Path | None,
+           on_clip: Callable[[int, int], None] | None = None) -> speech.Supply:
+    """The build's clips as they are made: cached ones at once, missing ones in script order (see render)."""
+    engine = speech.get_engine(r.settings.voice.engine)
+    engine.check()
+    voice = speech.resolve_voice(engine, r.settings.voice.voice)
+    requests = [speech.Request(s.text, s.rate_wpm, s.line) for s in script.says()]
+    return speech.Supply(requests, engine, voice, routine_path=r.path, cache_dir=cache_dir, streaming=True,
+                         on_clip=on_clip)
+
+
+def renderer_for(script: compose.Script, clips: speech.Supply, bed: ambient.Bed | None, mix: Mix) -> Renderer:
+    """With every clip cached, the timeline is placed whole and the master gain comes from the clips.
+    Otherwise (a cold build) the renderer places cues as their clips arrive, so ffmpeg encodes the first
+    minutes while later phrases are still spoken; the master gain, which must be fixed before the first
+    block, is predicted from an estimated timeline (each missing clip's length from its words and rate,
+    its energy at the level every clip is levelled to: see speech.Supply.estimated_energy)."""
+    chime_frames = ambient.chime_frames()
+    if clips.complete:
+        tl = timeline.place(script, {k: len(v) for k, v in clips.items()}, SAMPLE_RATE, chime_frames)
+        return Renderer(tl, clips, bed, mix)
+    estimate = timeline.place(script, _Estimates(clips), SAMPLE_RATE, chime_frames, check_slots=False)
+    predicted = Renderer(estimate, clips, bed, mix, speech_energy=clips.estimated_energy)
+    placer = timeline.Placer(script, clips.frames, SAMPLE_RATE, chime_frames)
+    return Renderer(placer.timeline, clips, bed, mix, placer=placer, before_gain_lufs=predicted.before_gain_lufs,
+                    estimated_total_frames=predicted.total_frames)
+
+
+class _Estimates(dict):
+    """Clip lengths for placing an estimated timeline: the real ones where made, else from the words."""
+
+    def __init__(self, clips: speech.Supply):
+        super().__init__()
+        self.clips = clips
+
+    def __missing__(self, key: tuple[str, int]) -> int:
+        return self.clips.estimated_frames(key)
 
 
 def settings_summary(r: routine.Routine, clips: speech.Clips, mix: Mix) -> dict:
