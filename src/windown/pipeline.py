@@ -151,12 +151,15 @@ def supply(script: compose.Script, r: routine.Routine, cache_dir: Path | None,
 
 
 def renderer_for(script: compose.Script, clips: speech.Supply, bed: ambient.Bed | None, mix: Mix) -> Renderer:
-    """With every clip cached, the timeline is placed whole and the master gain comes from the clips.
-    Otherwise (a cold build) the renderer places cues as their clips arrive, so ffmpeg encodes the first
+    """With every clip at hand, the timeline is placed whole and the master gain comes from the clips.
+    Otherwise (a cold build with piper) the renderer places cues as their clips arrive, so ffmpeg encodes the first
     minutes while later phrases are still spoken; the master gain, which must be fixed before the first
     block, is predicted from an estimated timeline (each missing clip's length from its words and rate,
-    its energy at the level every clip is levelled to: see speech.Supply.estimated_energy)."""
+    its energy at the level every clip is levelled to: see speech.Supply.estimated_energy). So a cold
+    build's gain can differ from a warm rebuild's by a tenth of a LU or so (measured on the presets)."""
     chime_frames = ambient.chime_frames()
+    if not clips.streams:  # an engine that gives every clip at once (espeak-ng, pyttsx3, festival): quick anyway
+        clips.finish()
     if clips.complete:
         tl = timeline.place(script, {k: len(v) for k, v in clips.items()}, SAMPLE_RATE, chime_frames)
         return Renderer(tl, clips, bed, mix)

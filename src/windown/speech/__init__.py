@@ -133,7 +133,7 @@ class Supply(Clips):
                  cache_dir: Path | None = None, streaming: bool = False,
                  on_clip: Callable[[int, int], None] | None = None):
         super().__init__(engine.name, voice)
-        self.engine = engine
+        self.speaker = engine  # `engine` (the name, from Clips) goes in the cue sheet and journal
         self.routine_path = routine_path
         self.streaming = streaming
         self.on_clip = on_clip or (lambda done, total: None)
@@ -163,14 +163,19 @@ class Supply(Clips):
     def complete(self) -> bool:
         return self._made == len(self._keys)
 
+    @property
+    def streams(self) -> bool:
+        """Whether clips arrive one by one in script order (piper); other engines give them all at once."""
+        return self.streaming and hasattr(self.speaker, "stream")
+
     def __enter__(self) -> "Supply":
         if self._keys:
             self._tmp = tempfile.TemporaryDirectory(prefix="windown-speech-")
             out_dir = Path(self._tmp.name)
-            if self.streaming and hasattr(self.engine, "stream"):
-                self._results = self.engine.stream(self._keys, self.voice, out_dir)
+            if self.streams:
+                self._results = self.speaker.stream(self._keys, self.voice, out_dir)
             else:
-                self._results = enumerate(self.engine.synthesize(self._keys, self.voice, out_dir))
+                self._results = enumerate(self.speaker.synthesize(self._keys, self.voice, out_dir))
         return self
 
     def __exit__(self, *exc) -> None:
@@ -228,18 +233,18 @@ class Supply(Clips):
         try:
             i, result = next(self._results)
         except StopIteration:
-            raise RuntimeError(f"the {self.engine.name} engine stopped before every phrase was spoken") from None
+            raise RuntimeError(f"the {self.speaker.name} engine stopped before every phrase was spoken") from None
         key = self._keys[i]
         if isinstance(result, Exception):  # one more try in a fresh call: pyttsx3's Linux driver drops a file now and then
             retry_dir = Path(self._tmp.name) / f"retry-{i}"
             retry_dir.mkdir()
-            result = self.engine.synthesize([key], self.voice, retry_dir)[0]
+            result = self.speaker.synthesize([key], self.voice, retry_dir)[0]
         self._accept(key, result)
         self._made += 1
         self.on_clip(self._made, len(self._keys))
 
     def _accept(self, key: tuple[str, int], result: Path | Exception) -> None:
-        req, name = self.wanted[key], self.engine.name
+        req, name = self.wanted[key], self.speaker.name
         if isinstance(result, Exception):
             raise BuildError(f"the {name} engine could not speak \"{_short(req.text)}\" ({result})",
                              "Check the words on that line, or try another engine with --engine",
