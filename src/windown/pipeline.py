@@ -162,7 +162,7 @@ def renderer_for(script: compose.Script, clips: speech.Supply, bed: ambient.Bed 
         clips.finish()
     if clips.complete:
         tl = timeline.place(script, {k: len(v) for k, v in clips.items()}, SAMPLE_RATE, chime_frames)
-        return Renderer(tl, clips, bed, mix)
+        return Renderer(tl, clips, bed, mix, speech_energy=clips.energy)
     estimate = timeline.place(script, _Estimates(clips), SAMPLE_RATE, chime_frames, check_slots=False)
     predicted = Renderer(estimate, clips, bed, mix, speech_energy=clips.estimated_energy)
     placer = timeline.Placer(script, clips.frames, SAMPLE_RATE, chime_frames)

@@ -133,6 +133,7 @@ class Supply(Clips):
                  cache_dir: Path | None = None, streaming: bool = False,
                  on_clip: Callable[[int, int], None] | None = None):
         super().__init__(engine.name, voice)
+        self.energies: dict[tuple[str, int], np.ndarray] = {}  # K-weighted energy in 10 ms steps, from the cache
         self.speaker = engine  # `engine` (the name, from Clips) goes in the cue sheet and journal
         self.routine_path = routine_path
         self.streaming = streaming
@@ -153,6 +154,9 @@ class Supply(Clips):
                 words = clip_cache.read_words(path)
                 if words is not None:
                     self.words[key] = words
+                energy = clip_cache.read_energy(path)
+                if energy is not None and len(energy) == -(-(len(clip) + _fir_frames()) // ENERGY_STEP):
+                    self.energies[key] = energy
         self.synthesised = len(self.missing)
         self._keys = list(self.missing)
         self._made = 0
@@ -204,6 +208,7 @@ class Supply(Clips):
         for key, path in self.missing.items():
             if key in self.words:
                 clip_cache.write_words(path, self.words[key])
+            clip_cache.write_energy(path, stepped_energy(self[key]))
             clip_cache.write(path, self[key])
         self.missing = {}
 
@@ -213,14 +218,20 @@ class Supply(Clips):
             return len(self[key])
         return round(sum(speech_s for speech_s, _ in estimated_sentences(*key)) * SAMPLE_RATE)
 
+    def energy(self, key: tuple[str, int]) -> np.ndarray:
+        """K-weighted energy per frame (both channels) of a clip, for the renderer's loudness prediction:
+        from the cached 10 ms steps (each step's energy spread evenly over it) when there are some."""
+        stepped = self.energies.get(key)
+        if stepped is None:
+            return 2 * _k_weighted(self[key]) ** 2
+        return np.repeat(2 * stepped / ENERGY_STEP, ENERGY_STEP)
+
     def estimated_energy(self, key: tuple[str, int]) -> np.ndarray:
         """K-weighted energy per frame (both channels) of a clip: the real clip's where it exists, else a
         stand-in: every sentence at the level clips are levelled to (clips.VOICE_LUFS), the pauses between
         them silent. Used to fix a cold build's loudness before its clips are made."""
         if key in self:
-            from windown import loudness
-
-            return 2 * loudness.k_filter(self[key], SAMPLE_RATE).astype(np.float64) ** 2
+            return self.energy(key)
         power = 2 * 10 ** ((clips.VOICE_LUFS + STAND_IN_OFFSET_DB + 0.691) / 10)
         parts = []
         for speech_s, pause_s in estimated_sentences(*key):
@@ -263,6 +274,29 @@ class Supply(Clips):
         if words is not None:
             self.words[key] = words
         self[key] = clip
+
+
+ENERGY_STEP = clip_cache.ENERGY_STEP_FRAMES
+
+
+def _k_weighted(clip: np.ndarray) -> np.ndarray:
+    from windown import loudness
+
+    return loudness.k_filter(clip, SAMPLE_RATE).astype(np.float64)
+
+
+def _fir_frames() -> int:
+    from windown import loudness
+
+    return len(loudness.k_impulse(SAMPLE_RATE)) - 1
+
+
+def stepped_energy(clip: np.ndarray) -> np.ndarray:
+    """A clip's K-weighted energy (one channel) summed over 10 ms steps, its filter's ringing included."""
+    squares = _k_weighted(clip) ** 2
+    padded = np.zeros(-(-len(squares) // ENERGY_STEP) * ENERGY_STEP)
+    padded[:len(squares)] = squares
+    return padded.reshape(-1, ENERGY_STEP).sum(axis=1)
 
 
 SENTENCE_PAUSE_S = 0.45  # roughly what the engines leave between sentences (piper: exactly this)
