@@ -387,12 +387,13 @@ def write_track(blocks: Iterable[np.ndarray], out: Path, *, title: str, timeline
     def total_ms() -> int:
         return (total_frames() if callable(total_frames) else total_frames) * 1000 // rate
 
-    chapters = chapter_list(timeline, total_ms()) if not callable(total_frames) else \
-        (lambda: chapter_list(timeline, total_ms()))
-    size = encode_mp3(blocks, out, sample_rate=rate, tags=track_tags(title), chapters=chapters, encoding=encoding)
-    chapters = chapter_list(timeline, total_ms())
+    def chapters() -> list[Chapter]:
+        return chapter_list(timeline, total_ms())
+
+    size = encode_mp3(blocks, out, sample_rate=rate, tags=track_tags(title),
+                      chapters=chapters if callable(total_frames) else chapters(), encoding=encoding)
     sheet = cue_sheet(title=title, duration_s=total_ms() / 1000, speech_end_s=timeline.speech_end_frame / rate,
-                      cues=cue_list(timeline, words), chapters=chapters, settings=settings)
+                      cues=cue_list(timeline, words), chapters=chapters(), settings=settings)
     return Written(out, write_sidecars(out, sheet), total_ms() / 1000, size)
 
 

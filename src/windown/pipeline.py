@@ -152,8 +152,8 @@ def supply(script: compose.Script, r: routine.Routine, cache_dir: Path | None,
 
 def renderer_for(script: compose.Script, clips: speech.Supply, bed: ambient.Bed | None, mix: Mix) -> Renderer:
     """With every clip at hand, the timeline is placed whole and the master gain comes from the clips.
-    Otherwise (a cold build with piper) the renderer places cues as their clips arrive, so ffmpeg encodes the first
-    minutes while later phrases are still spoken; the master gain, which must be fixed before the first
+    Otherwise (a cold build with piper) the renderer places cues as their clips arrive, so ffmpeg encodes
+    the first minutes while later phrases are still spoken; the master gain, which must be fixed before the first
     block, is predicted from an estimated timeline (each missing clip's length from its words and rate,
     its energy at the level every clip is levelled to: see speech.Supply.estimated_energy). So a cold
     build's gain can differ from a warm rebuild's by a tenth of a LU or so (measured on the presets)."""
@@ -163,22 +163,12 @@ def renderer_for(script: compose.Script, clips: speech.Supply, bed: ambient.Bed 
     if clips.complete:
         tl = timeline.place(script, {k: len(v) for k, v in clips.items()}, SAMPLE_RATE, chime_frames)
         return Renderer(tl, clips, bed, mix, speech_energy=clips.energy)
-    estimate = timeline.place(script, _Estimates(clips), SAMPLE_RATE, chime_frames, check_slots=False)
+    lengths = {key: clips.estimated_frames(key) for key in clips.wanted}  # real ones where made
+    estimate = timeline.place(script, lengths, SAMPLE_RATE, chime_frames, check_slots=False)
     predicted = Renderer(estimate, clips, bed, mix, speech_energy=clips.estimated_energy)
     placer = timeline.Placer(script, clips.frames, SAMPLE_RATE, chime_frames)
     return Renderer(placer.timeline, clips, bed, mix, placer=placer, before_gain_lufs=predicted.before_gain_lufs,
                     estimated_total_frames=predicted.total_frames)
-
-
-class _Estimates(dict):
-    """Clip lengths for placing an estimated timeline: the real ones where made, else from the words."""
-
-    def __init__(self, clips: speech.Supply):
-        super().__init__()
-        self.clips = clips
-
-    def __missing__(self, key: tuple[str, int]) -> int:
-        return self.clips.estimated_frames(key)
 
 
 def settings_summary(r: routine.Routine, clips: speech.Clips, mix: Mix) -> dict:

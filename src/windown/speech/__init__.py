@@ -121,10 +121,10 @@ class Supply(Clips):
     """The clips of one build as they become ready: cached ones at once, missing ones as the engine
     finishes them. `clip(key)` waits for one; `finish()` waits for the rest and caches them all.
 
-    With `streaming`, an engine that can (`stream(phrases, voice, out_dir)`, yielding (index, WAV or
-    exception) as each is done) is given the phrases in script order, so a cold build's renderer can
-    start on the first cues while later ones are still being spoken. Each clip is trimmed and levelled
-    as it arrives (not after the last one). Nothing goes into the cache until every clip is made, so an
+    An engine that can (`stream(phrases, voice, out_dir, script_order=...)`, piper) yields (index, WAV
+    or exception) as each phrase is done, and each clip is trimmed and levelled as it arrives, not after
+    the last one. `streaming` asks it for script order, so a cold build's renderer can start on the
+    first cues while later ones are still being spoken. Nothing goes into the cache until every clip is made, so an
     interrupted build leaves no clips of its own behind. Use as a context manager: leaving it stops the
     engine's workers and removes their files.
     """
@@ -176,8 +176,8 @@ class Supply(Clips):
         if self._keys:
             self._tmp = tempfile.TemporaryDirectory(prefix="windown-speech-")
             out_dir = Path(self._tmp.name)
-            if self.streams:
-                self._results = self.speaker.stream(self._keys, self.voice, out_dir)
+            if hasattr(self.speaker, "stream"):  # each clip as it is done, in script order when streaming
+                self._results = self.speaker.stream(self._keys, self.voice, out_dir, script_order=self.streaming)
             else:
                 self._results = enumerate(self.speaker.synthesize(self._keys, self.voice, out_dir))
         return self
@@ -246,7 +246,7 @@ class Supply(Clips):
         except StopIteration:
             raise RuntimeError(f"the {self.speaker.name} engine stopped before every phrase was spoken") from None
         key = self._keys[i]
-        if isinstance(result, Exception):  # one more try in a fresh call: pyttsx3's Linux driver drops a file now and then
+        if isinstance(result, Exception):  # one more try, in a fresh call: pyttsx3's Linux driver drops a file
             retry_dir = Path(self._tmp.name) / f"retry-{i}"
             retry_dir.mkdir()
             result = self.speaker.synthesize([key], self.voice, retry_dir)[0]

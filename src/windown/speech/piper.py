@@ -110,19 +110,21 @@ class PiperEngine:
         return found.name if found.name == voice else str(found.model)
 
     def synthesize(self, phrases: list[tuple[str, int]], voice: str, out_dir: Path):
-        """All phrases over one worker process per core, each loading the voice once; longest first,
-        so the last phrases to finish are short and both cores stay busy to the end."""
+        """All phrases over one worker process per core, each loading the voice once."""
         results: list = [RuntimeError("no answer from the piper worker")] * len(phrases)
-        order = sorted(range(len(phrases)), key=lambda i: -len(phrases[i][0]))
-        for i, result in self._run(phrases, voice, out_dir, order):
+        for i, result in self.stream(phrases, voice, out_dir):
             results[i] = result
         return results
 
-    def stream(self, phrases: list[tuple[str, int]], voice: str, out_dir: Path):
-        """(index, WAV or exception) for each phrase as it is done, dispatched in the order given (a
-        build's script order), so a renderer can start on the first cues while the rest are spoken.
-        Closing the generator stops the workers."""
-        return self._run(phrases, voice, out_dir, range(len(phrases)))
+    def stream(self, phrases: list[tuple[str, int]], voice: str, out_dir: Path, *, script_order: bool = False):
+        """(index, WAV or exception) for each phrase as soon as it is done, so the build trims and levels
+        each clip while later ones are still spoken. Closing the generator stops the workers.
+
+        Longest first by default, so the last phrases to finish are short and both cores stay busy to
+        the end. `script_order` (a cold build that renders while it speaks) dispatches them in the
+        order given instead, so the renderer gets the first cues first."""
+        order = range(len(phrases)) if script_order else sorted(range(len(phrases)), key=lambda i: -len(phrases[i][0]))
+        return self._run(phrases, voice, out_dir, order)
 
     def _run(self, phrases: list[tuple[str, int]], voice: str, out_dir: Path, order):
         found = find_voice(voice)
