@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -167,8 +168,9 @@ def renderer_for(script: compose.Script, clips: speech.Supply, bed: ambient.Bed 
     estimate = timeline.place(script, lengths, SAMPLE_RATE, chime_frames, check_slots=False)
     predicted = Renderer(estimate, clips, bed, mix, speech_energy=clips.estimated_energy)
     placer = timeline.Placer(script, clips.frames, SAMPLE_RATE, chime_frames)
+    uses = collections.Counter((say.text, say.rate_wpm) for say in script.says())
     return Renderer(placer.timeline, clips, bed, mix, placer=placer, before_gain_lufs=predicted.before_gain_lufs,
-                    estimated_total_frames=predicted.total_frames)
+                    estimated_total_frames=predicted.total_frames, release=clips.release, uses=uses)
 
 
 def settings_summary(r: routine.Routine, clips: speech.Clips, mix: Mix) -> dict:

@@ -52,11 +52,18 @@ class Renderer:
     def __init__(self, timeline: Timeline, clips: dict[tuple[str, int], np.ndarray], bed: ambient.Bed | None,
                  mix: Mix, chime: np.ndarray | None = None, *, placer: Placer | None = None,
                  before_gain_lufs: float | None = None, estimated_total_frames: int | None = None,
-                 speech_energy: Callable[[tuple[str, int]], np.ndarray] | None = None):
+                 speech_energy: Callable[[tuple[str, int]], np.ndarray] | None = None,
+                 release: Callable[[tuple[str, int]], None] | None = None,
+                 uses: dict[tuple[str, int], int] | None = None):
         self.sample_rate = timeline.sample_rate
         self.timeline = placer.timeline if placer is not None else timeline
         self.placer = placer
         self.clips = clips
+        # with `release` and `uses` (how many cues say each clip), a clip is handed back once its last
+        # cue is mixed: a cold build then holds only the clips between the renderer and the synthesis
+        self.release = release
+        self.uses = uses or {}
+        self.released: set[tuple[str, int]] = set()
         self.bed = bed
         self.mix = mix
         self.chime = chime if chime is not None else ambient.chime(self.sample_rate)
@@ -240,4 +247,20 @@ class Renderer:
                 total = self.total_frames or max(b + 1, self.estimated_total_frames or 0)
                 on_progress(b, total)
             yield block
+            self.release_finished(b - self.halo)
             a = b
+
+    def release_finished(self, frame: int) -> None:
+        """Hand back every clip whose cues are all placed and all end before `frame` (no later block reads it)."""
+        if self.release is None:
+            return
+        placed: dict[tuple[str, int], int] = {}
+        last_stop: dict[tuple[str, int], int] = {}
+        for e in self.speech:
+            key = (e.text, e.rate_wpm)
+            placed[key] = placed.get(key, 0) + 1
+            last_stop[key] = max(last_stop.get(key, 0), e.stop_frame)
+        for key, count in placed.items():
+            if key not in self.released and count >= self.uses.get(key, 0) and last_stop[key] <= frame:
+                self.release(key)
+                self.released.add(key)

@@ -162,6 +162,7 @@ class Supply(Clips):
         self._made = 0
         self._tmp: tempfile.TemporaryDirectory | None = None
         self._results = None
+        self._staged: dict[tuple[str, int], Path] = {}  # made clips kept on disk until they are cached
 
     @property
     def complete(self) -> bool:
@@ -194,9 +195,21 @@ class Supply(Clips):
 
     def clip(self, key: tuple[str, int]) -> np.ndarray:
         """The clip for (text, rate), waiting for the engine to finish it if need be."""
-        while key not in self:
+        while key not in self and key not in self._staged:
             self._take_next()
         return self[key]
+
+    def release(self, key: tuple[str, int]) -> None:
+        """Let go of a made clip the renderer has finished with (it is read back from the scratch folder
+        if asked for again, and cached from there), so a cold build holds only the clips it still needs
+        while piper's workers run beside it."""
+        if key in self._staged:
+            self.pop(key, None)
+
+    def __missing__(self, key: tuple[str, int]) -> np.ndarray:
+        if key in self._staged:
+            return np.load(self._staged[key], allow_pickle=False)
+        raise KeyError(key)
 
     def frames(self, key: tuple[str, int]) -> int:
         return len(self.clip(key))
@@ -206,10 +219,11 @@ class Supply(Clips):
         while not self.complete:
             self._take_next()
         for key, path in self.missing.items():
+            clip = self[key]
             if key in self.words:
                 clip_cache.write_words(path, self.words[key])
-            clip_cache.write_energy(path, stepped_energy(self[key]))
-            clip_cache.write(path, self[key])
+            clip_cache.write_energy(path, self.energies.get(key, stepped_energy(clip)))
+            clip_cache.write(path, clip)
         self.missing = {}
 
     def estimated_frames(self, key: tuple[str, int]) -> int:
@@ -250,11 +264,13 @@ class Supply(Clips):
             retry_dir = Path(self._tmp.name) / f"retry-{i}"
             retry_dir.mkdir()
             result = self.speaker.synthesize([key], self.voice, retry_dir)[0]
-        self._accept(key, result)
+        self._accept(key, result, i)
         self._made += 1
         self.on_clip(self._made, len(self._keys))
+        if self.complete and hasattr(self._results, "close"):
+            self._results.close()  # every phrase is spoken: the workers go now, not when the track is done
 
-    def _accept(self, key: tuple[str, int], result: Path | Exception) -> None:
+    def _accept(self, key: tuple[str, int], result: Path | Exception, i: int) -> None:
         req, name = self.wanted[key], self.speaker.name
         if isinstance(result, Exception):
             raise BuildError(f"the {name} engine could not speak \"{_short(req.text)}\" ({result})",
@@ -274,6 +290,10 @@ class Supply(Clips):
         if words is not None:
             self.words[key] = words
         self[key] = clip
+        if self.streams:
+            self._staged[key] = Path(self._tmp.name) / f"clip-{i}.npy"
+            np.save(self._staged[key], clip, allow_pickle=False)
+            self.energies[key] = stepped_energy(clip)
 
 
 ENERGY_STEP = clip_cache.ENERGY_STEP_FRAMES
