@@ -220,9 +220,11 @@ class Supply(Clips):
             self._take_next()
         for key, path in self.missing.items():
             clip = self[key]
+            if key not in self.energies:  # the same steps a warm build reads back, so both predict alike
+                self.energies[key] = stepped_energy(clip)
             if key in self.words:
                 clip_cache.write_words(path, self.words[key])
-            clip_cache.write_energy(path, self.energies.get(key, stepped_energy(clip)))
+            clip_cache.write_energy(path, self.energies[key])
             clip_cache.write(path, clip)
         self.missing = {}
 
