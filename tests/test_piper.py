@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import run_cli
+from conftest import decode, run_cli, write
 from windown import speech
 from windown.errors import BuildError, UserError
 from windown.speech import piper, piper_worker
@@ -337,3 +337,79 @@ def test_the_voice_is_prepared_once_with_its_weights_in_a_shared_file(spoken):
     assert prepared.stat().st_size < 5 * 2**20 and data.stat().st_size > 50 * 2**20
     assert prepared.stat().st_size + data.stat().st_size > bundled.stat().st_size  # all of it, and the timings
     assert not [p for p in models.iterdir() if p.suffix == ".part" or p.is_dir()]  # nothing half-written
+
+
+# -- a cold build renders while its clips are still being spoken (speed, issue 10) ------------------------
+
+STREAMED = "title: Streamed\nbedtime: false\ntail: 10s\nsteps:\n" + "".join(
+    f"  - say: {text}\n" for text in [
+        "Lie down and let the floor take your weight.",
+        "Breathe in slowly through your nose.",
+        "And let the breath go, long and soft.",
+        "Let your shoulders melt away from your ears.",
+        "Notice your heels, heavy on the floor.",
+        "Soften the space between your eyebrows.",
+        "Breathe in, and feel your ribs widen.",
+        "Breathe out, and let them settle again.",
+        "Your hands can rest wherever they fall.",
+        "Let your jaw hang loose. Your tongue rests low.",
+        "There is nowhere else to be right now.",
+        "Stay here for a few more easy breaths.",
+    ])
+
+
+@pytest.fixture(scope="module")
+def streamed(engine, tmp_path_factory):
+    """One routine built twice: with no clip cached (rendering while piper speaks), then again warm."""
+    from windown import pipeline, routine
+
+    folder = tmp_path_factory.mktemp("streamed")
+    r = routine.load(str(write(folder / "streamed.yaml", STREAMED)))
+    clips_cache = folder / "clips-cache"  # cold clips; the voice's model and rate measurement are shared
+    events: list[tuple[str, int, int]] = []
+    cold = pipeline.build(r, folder / "cold.mp3", cache_dir=clips_cache,
+                          on_progress=lambda stage, done, total: events.append((stage, done, total)))
+    warm = pipeline.build(r, folder / "warm.mp3", cache_dir=clips_cache)
+    return folder, cold, warm, events
+
+
+@pytest.mark.slow
+def test_a_cold_build_starts_rendering_before_its_last_clip_is_spoken(streamed):
+    _, cold, warm, events = streamed
+    n = cold.synthesised  # the twelve lines, and the welcome and closing words windown adds
+    assert n >= 12 and warm.synthesised == 0
+    speech_done = [done for stage, done, total in events if stage == "speech" and total == n]
+    assert speech_done == list(range(1, n + 1))  # every clip arrived, one at a time
+    first_render = next(i for i, (stage, _, _) in enumerate(events) if stage == "render")
+    clips_by_then = max([done for stage, done, total in events[:first_render] if stage == "speech" and total == n],
+                        default=0)
+    assert clips_by_then < n // 2, "the renderer waited for the clips"
+    last_clip = next(i for i, event in enumerate(events) if event == ("speech", n, n))
+    assert last_clip > first_render
+
+
+@pytest.mark.slow
+def test_a_streamed_build_is_placed_exactly_as_a_warm_one(streamed):
+    folder, cold, warm, _ = streamed
+    cold_sheet = json.loads((folder / "cold.json").read_text())
+    warm_sheet = json.loads((folder / "warm.json").read_text())
+    for sheet in (cold_sheet, warm_sheet):
+        del sheet["settings"]["loudness_lufs"]
+    assert cold_sheet == warm_sheet  # cues, word timings, chapters, duration: all the same
+    assert len(cold_sheet["cues"]) == cold.synthesised and all(cue["words"] for cue in cold_sheet["cues"])
+    cold_audio, warm_audio = decode(folder / "cold.mp3"), decode(folder / "warm.mp3")
+    assert cold_audio.shape == warm_audio.shape
+    assert cold.duration_s == warm.duration_s
+
+
+@pytest.mark.slow
+def test_a_streamed_builds_predicted_loudness_lands_on_the_target(streamed):
+    """The cold build fixed its gain from estimated clips; the decoded track still meets -18 LUFS."""
+    from windown import export
+
+    folder, cold, warm, _ = streamed
+    cold_lufs, cold_peak = export.measure_loudness(folder / "cold.mp3")
+    warm_lufs, _ = export.measure_loudness(folder / "warm.mp3")
+    assert abs(cold_lufs - (-18.0)) <= 0.5, cold_lufs
+    assert abs(cold_lufs - warm_lufs) <= 0.5, (cold_lufs, warm_lufs)
+    assert cold_peak <= -1.5

@@ -337,3 +337,28 @@ def test_the_readme_voice_examples_work_with_the_engine_they_name():
     assert ("espeak-ng", "en-us+f3") in examples and ("pyttsx3", "gmw/en-us+m3") in examples
     for engine, voice in examples:
         assert speech.resolve_voice(speech.get_engine(engine), voice) == voice, (engine, voice)
+
+
+def test_a_warm_build_predicts_its_loudness_from_the_cached_energies(tone_engine, tmp_path):
+    """Cached clips carry their K-weighted energy in 10 ms steps; the prediction from those matches the
+    one from K-weighting every clip again (which cost about a second before a warm build's first block)."""
+    from windown import render
+    from windown.timeline import Event, Timeline
+
+    texts = ["Breathe in slowly.", "And out, long and soft.", "Let your shoulders fall away from your ears."]
+    requests = [speech.Request(t, 140) for t in texts]
+    speech.speak(requests, tone_engine, "tone", cache_dir=tmp_path)
+    with speech.Supply(requests, tone_engine, "tone", cache_dir=tmp_path) as warm:
+        assert set(warm.energies) == set(warm) and warm.synthesised == 0
+        events, at = [], 1000
+        for text in texts * 3:
+            clip = warm[(text, 140)]
+            events.append(Event(at, len(clip), "speech", text, 140))
+            at += len(clip) + 7919  # starts that do not fall on 10 ms steps
+        tl = Timeline(speech.SAMPLE_RATE, events=events, end_frame=at)
+        exact = render.Renderer(tl, warm, None, render.Mix()).before_gain_lufs
+        stepped = render.Renderer(tl, warm, None, render.Mix(), speech_energy=warm.energy).before_gain_lufs
+    assert abs(stepped - exact) < 0.01, (stepped, exact)
+    for key in warm:
+        energy = warm.energy(key)
+        assert energy.sum() == pytest.approx(2 * (speech._k_weighted(warm[key]) ** 2).sum(), rel=1e-6)

@@ -138,6 +138,7 @@ def chime_frames(sample_rate: int = SAMPLE_RATE) -> int:
     return round(CHIME_SECONDS * sample_rate)
 
 
+@functools.cache  # read-only (below): a cold build's two renderers and a batch worker's jobs share one strike
 def chime(sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     """One soft singing-bowl strike, (frames, 2) float32, decaying to exact silence; deterministic.
 

@@ -25,7 +25,7 @@ import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Iterable, Iterator
+from typing import IO, Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -94,23 +94,26 @@ def _tool(name: str) -> str:
 # --- the MP3 -------------------------------------------------------------------------------------
 
 def encode_mp3(blocks: Iterable[np.ndarray], target: Path, *, sample_rate: int, tags: dict[str, str],
-               chapters: list[Chapter], encoding: Encoding = Encoding()) -> int:
+               chapters: list[Chapter] | Callable[[], list[Chapter]], encoding: Encoding = Encoding()) -> int:
     """Encode float32 (frames, 2) blocks into `target`; return the MP3's size in bytes.
 
     Memory stays flat at any length: each block goes straight down ffmpeg's stdin. An existing target
     is replaced only by a complete, successful encode; on any error or Ctrl-C ffmpeg is stopped and
-    every temporary file removed before the exception goes on.
+    every temporary file removed before the exception goes on. `chapters` may be a function, called
+    once the blocks are all encoded (a cold build knows its chapters only then).
     """
     target = Path(target)
     ffmpeg = ffmpeg_path()
     quality_args = encoding.ffmpeg_args()
-    tag = id3_tag(tags, chapters)  # bad chapters are refused before any work starts
+    tag = None if callable(chapters) else id3_tag(tags, chapters)  # bad chapters are refused before any work
     try:
         with atomic.replacing(target) as temp, _scratch_file(target, ".mp3") as frames:
             command = [ffmpeg, "-hide_banner", "-loglevel", "error", "-y",
                        "-f", "f32le", "-ar", str(sample_rate), "-ac", "2", "-i", "pipe:0",
                        "-c:a", "libmp3lame", *quality_args, "-id3v2_version", "0", "-f", "mp3", str(frames)]
             _run_encoder(command, blocks, target)
+            if tag is None:
+                tag = id3_tag(tags, chapters())
             with open(temp, "wb") as out, open(frames, "rb") as audio:
                 out.write(tag)
                 shutil.copyfileobj(audio, out, 1 << 20)
@@ -400,15 +403,24 @@ def track_tags(title: str) -> dict[str, str]:
             "date": str(datetime.date.today().year), "comment": "Made with windown"}
 
 
-def write_track(blocks: Iterable[np.ndarray], out: Path, *, title: str, timeline: Timeline, total_frames: int,
-                words: dict, settings: dict, encoding: Encoding) -> Written:
-    """The MP3 (tags and chapters) from the rendered blocks, then its transcripts and cue sheet."""
-    total_ms = frame_ms(total_frames, timeline.sample_rate)
-    chapters = chapter_list(timeline, total_ms)
-    size = encode_mp3(blocks, out, sample_rate=timeline.sample_rate, tags=track_tags(title), chapters=chapters,
-                      encoding=encoding)
-    sheet = track_sheet(timeline, total_frames, title=title, words=words, settings=settings)
-    return Written(out, write_sidecars(out, sheet), total_ms / 1000, size)
+def write_track(blocks: Iterable[np.ndarray], out: Path, *, title: str, timeline: Timeline,
+                total_frames: int | Callable[[], int], words: dict, settings: dict, encoding: Encoding) -> Written:
+    """The MP3 (tags and chapters) from the rendered blocks, then its transcripts and cue sheet.
+
+    A cold build places its timeline while the blocks stream (see render.Renderer): `timeline`, `words`
+    and `total_frames` (then a function) are read only once the last block has gone to the encoder."""
+    rate = timeline.sample_rate
+
+    def frames() -> int:
+        return total_frames() if callable(total_frames) else total_frames
+
+    def chapters() -> list[Chapter]:
+        return chapter_list(timeline, frame_ms(frames(), rate))
+
+    size = encode_mp3(blocks, out, sample_rate=rate, tags=track_tags(title),
+                      chapters=chapters if callable(total_frames) else chapters(), encoding=encoding)
+    sheet = track_sheet(timeline, frames(), title=title, words=words, settings=settings)
+    return Written(out, write_sidecars(out, sheet), frame_ms(frames(), rate) / 1000, size)
 
 
 def track_sheet(tl: Timeline, total_frames: int, *, title: str, words: dict | None, settings: dict) -> dict:

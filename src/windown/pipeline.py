@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -130,16 +131,16 @@ def build(source: str | routine.Routine, out: str | os.PathLike | None = None, *
                            origin=r.settings.ambient.origin)
     progress("speech", 0, 1)
     script = compose.compose(r, changes)                                                     # compose
-    clips = speak(script, r, cache_dir)                                                      # speak
-    tl = timeline.place(script, {k: len(v) for k, v in clips.items()}, SAMPLE_RATE,          # place
-                        ambient.chime_frames())
     mix = mix_for(r, loudness_lufs)
-    renderer = Renderer(tl, clips, bed, mix)                                                 # render
-    blocks = renderer.blocks(lambda done, total: progress("render", done, total))
     meter = loudness.Meter(SAMPLE_RATE, 2) if measure else None
-    written = export.write_track(meter.metered(blocks) if meter else blocks, out, title=r.title,  # export
-                                 timeline=tl, total_frames=renderer.total_frames, words=clips.words,
-                                 settings=settings_summary(r, clips, mix), encoding=encoding)
+    with supply(script, r, cache_dir, lambda done, total: progress("speech", done, total)) as clips:  # speak
+        renderer = renderer_for(script, clips, bed, mix)                                     # place, render
+        blocks = renderer.blocks(lambda done, total: progress("render", done, total))
+        written = export.write_track(meter.metered(blocks) if meter else blocks, out, title=r.title,  # export
+                                     timeline=renderer.timeline, total_frames=lambda: renderer.total_frames,
+                                     words=clips.words, settings=settings_summary(r, clips, mix), encoding=encoding)
+        clips.finish()  # every clip was used, so all are made: now they go into the cache
+    tl = renderer.timeline
     return Result(r, changes, written.mp3, written.sidecars, written.duration_s, tl.speech_end_frame / SAMPLE_RATE,
                   written.size_bytes, meter.integrated_lufs() if meter else None, meter.peak_db if meter else None,
                   clips.synthesised, int(tl.ms(tl.end_frame)), clips.engine, clips.voice)
@@ -151,6 +152,39 @@ def cue_sheet(p: Plan) -> dict:
     tl = p.timeline
     return export.track_sheet(tl, tl.end_frame + tail_frames(mix, tl.sample_rate), title=p.routine.title,
                               words=p.clips.words, settings=settings_summary(p.routine, p.clips, mix))
+
+
+def supply(script: compose.Script, r: routine.Routine, cache_dir: Path | None,
+           on_clip: Callable[[int, int], None] | None = None) -> speech.Supply:
+    """The build's clips as they are made: cached ones at once, missing ones in script order (see render)."""
+    engine = speech.get_engine(r.settings.voice.engine)
+    engine.check()
+    voice = speech.resolve_voice(engine, r.settings.voice.voice)
+    requests = [speech.Request(s.text, s.rate_wpm, s.line) for s in script.says()]
+    return speech.Supply(requests, engine, voice, routine_path=r.path, cache_dir=cache_dir, streaming=True,
+                         on_clip=on_clip)
+
+
+def renderer_for(script: compose.Script, clips: speech.Supply, bed: ambient.Bed | None, mix: Mix) -> Renderer:
+    """With every clip at hand, the timeline is placed whole and the master gain comes from the clips.
+    Otherwise (a cold build with piper) the renderer places cues as their clips arrive, so ffmpeg encodes
+    the first minutes while later phrases are still spoken; the master gain, which must be fixed before the first
+    block, is predicted from an estimated timeline (each missing clip's length from its words and rate,
+    its energy at the level every clip is levelled to: see speech.Supply.estimated_energy). So a cold
+    build's gain can differ from a warm rebuild's by a tenth of a LU or so (measured on the presets)."""
+    chime_frames = ambient.chime_frames()
+    if not clips.streams:  # an engine that gives every clip at once (espeak-ng, pyttsx3, festival): quick anyway
+        clips.finish()
+    if clips.complete:
+        tl = timeline.place(script, {k: len(v) for k, v in clips.items()}, SAMPLE_RATE, chime_frames)
+        return Renderer(tl, clips, bed, mix, speech_energy=clips.energy)
+    lengths = {key: clips.estimated_frames(key) for key in clips.wanted}  # real ones where made
+    estimate = timeline.place(script, lengths, SAMPLE_RATE, chime_frames, check_slots=False)
+    predicted = Renderer(estimate, clips, bed, mix, speech_energy=clips.estimated_energy)
+    placer = timeline.Placer(script, clips.frames, SAMPLE_RATE, chime_frames)
+    uses = collections.Counter((say.text, say.rate_wpm) for say in script.says())
+    return Renderer(placer.timeline, clips, bed, mix, placer=placer, before_gain_lufs=predicted.before_gain_lufs,
+                    estimated_total_frames=predicted.total_frames, release=clips.release, uses=uses)
 
 
 def settings_summary(r: routine.Routine, clips: speech.Clips, mix: Mix) -> dict:

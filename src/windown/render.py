@@ -16,7 +16,7 @@ import numpy as np
 from windown import ambient, loudness, settings
 from windown.loudness import limiter_gain
 from windown.speech.clips import VOICE_LUFS
-from windown.timeline import Event, Timeline
+from windown.timeline import Event, Placer, Timeline
 
 BLOCK_FRAMES = 1 << 18  # about 6 s at 44.1 kHz: small enough for flat memory, big enough for numpy
 STEREO_GAIN_DB = 10 * math.log10(2)  # a mono voice on both channels measures 3 dB louder than mono
@@ -49,27 +49,66 @@ def tail_frames(mix: Mix, sample_rate: int) -> int:
 
 
 class Renderer:
+    """Mixes the track block by block. Given a `placer` (a cold build), the timeline is placed as the
+    blocks need it, each clip waited for as its cue is reached, and the master gain comes from
+    `before_gain_lufs` (predicted from an estimated timeline before any clip existed); otherwise the
+    timeline is whole and the gain is predicted from the clips themselves."""
+
     def __init__(self, timeline: Timeline, clips: dict[tuple[str, int], np.ndarray], bed: ambient.Bed | None,
-                 mix: Mix, chime: np.ndarray | None = None):
+                 mix: Mix, chime: np.ndarray | None = None, *, placer: Placer | None = None,
+                 before_gain_lufs: float | None = None, estimated_total_frames: int | None = None,
+                 speech_energy: Callable[[tuple[str, int]], np.ndarray] | None = None,
+                 release: Callable[[tuple[str, int]], None] | None = None,
+                 uses: dict[tuple[str, int], int] | None = None):
         self.sample_rate = timeline.sample_rate
+        self.timeline = placer.timeline if placer is not None else timeline
+        self.placer = placer
         self.clips = clips
+        # with `release` and `uses` (how many cues say each clip), a clip is handed back once its last
+        # cue is mixed: a cold build then holds only the clips between the renderer and the synthesis
+        self.release = release
+        self.uses = uses or {}
+        self.released: set[tuple[str, int]] = set()
         self.bed = bed
         self.mix = mix
         self.chime = chime if chime is not None else ambient.chime(self.sample_rate)
-        self.events = timeline.events
+        self.tail_frames = tail_frames(mix, self.sample_rate)
+        self.total_frames: int | None = None  # known once the whole timeline is placed
+        self.estimated_total_frames = estimated_total_frames  # for progress while it is not
+        self._index_events()
+        voice_stereo_lufs = VOICE_LUFS + STEREO_GAIN_DB
+        self.bed_gain = 10 ** ((voice_stereo_lufs + mix.ambient_level_db - ambient.BED_LUFS) / 20)
+        self.chime_gain = 10 ** ((voice_stereo_lufs + mix.chime_level_db - ambient.CHIME_LUFS) / 20)
+        if before_gain_lufs is None:
+            before_gain_lufs = self.predicted_lufs(speech_energy)
+        self.before_gain_lufs = before_gain_lufs
+        self.master_gain = 10 ** ((mix.loudness_lufs - before_gain_lufs) / 20)
+        self.ceiling = 10 ** (mix.ceiling_db / 20)
+        self.halo = self.sample_rate // 25  # the limiter looks 40 ms either side of each block
+        # a block at frames a..b is final once every cue that can reach it is placed: its attack and
+        # the limiter's look-ahead past b
+        self.reach_frames = self.halo + self.sample_rate * mix.attack_ms // 1000 + 1
+
+    def _index_events(self) -> None:
+        """The placed events as arrays, for finding those a block overlaps; the total once all are placed."""
+        tl = self.timeline
+        self.events = sorted(tl.events, key=lambda e: e.start_frame) if self.placer is not None else tl.events
         self.start_frames = np.array([e.start_frame for e in self.events], dtype=np.int64)
         self.stop_frames = np.array([e.stop_frame for e in self.events], dtype=np.int64)
         self.speech = [e for e in self.events if e.kind == "speech"]
         self.speech_start_frames = np.array([e.start_frame for e in self.speech], dtype=np.int64)
         self.speech_stop_frames = np.array([e.stop_frame for e in self.speech], dtype=np.int64)
-        self.tail_frames = tail_frames(mix, self.sample_rate)
-        self.total_frames = timeline.end_frame + self.tail_frames
-        voice_stereo_lufs = VOICE_LUFS + STEREO_GAIN_DB
-        self.bed_gain = 10 ** ((voice_stereo_lufs + mix.ambient_level_db - ambient.BED_LUFS) / 20)
-        self.chime_gain = 10 ** ((voice_stereo_lufs + mix.chime_level_db - ambient.CHIME_LUFS) / 20)
-        self.master_gain = 10 ** ((mix.loudness_lufs - self.predicted_lufs()) / 20)
-        self.ceiling = 10 ** (mix.ceiling_db / 20)
-        self.halo = self.sample_rate // 25  # the limiter looks 40 ms either side of each block
+        if self.placer is None or self.placer.done:
+            self.total_frames = tl.end_frame + self.tail_frames
+
+    def reach(self, frame: int) -> None:
+        """Place the timeline (waiting for clips) until nothing unplaced can sound before `frame`."""
+        if self.placer is None or self.placer.done:
+            return
+        placed = len(self.timeline.events)
+        self.placer.place_until(frame)
+        if self.placer.done or len(self.timeline.events) != placed:
+            self._index_events()
 
     # -- gains -------------------------------------------------------------------------------------
 
@@ -84,10 +123,13 @@ class Renderer:
         i = np.searchsorted(t, fade_in_frames)
         if i:
             gain[:i] *= np.sin(t[:i] / fade_in_frames * (np.pi / 2)) ** 2
-        fade_stop = self.total_frames - self.sample_rate  # the final second is silent
-        fade_frames = self.sample_rate * min(self.mix.tail_fade_ms,
-                                             self.tail_frames * 1000 // self.sample_rate - 1000) / 1000
-        i = np.searchsorted(t, fade_stop - fade_frames)
+        if self.total_frames is None:  # still placing: the fade starts after the guided part, beyond t
+            i = len(t)
+        else:
+            fade_stop = self.total_frames - self.sample_rate  # the final second is silent
+            fade_frames = self.sample_rate * min(self.mix.tail_fade_ms,
+                                                 self.tail_frames * 1000 // self.sample_rate - 1000) / 1000
+            i = np.searchsorted(t, fade_stop - fade_frames)
         if i < len(t):
             x = np.clip((t[i:] - (fade_stop - fade_frames)) / max(1.0, fade_frames), 0, 1)
             gain[i:] *= np.cos(x * np.pi / 2) ** 2
@@ -122,8 +164,9 @@ class Renderer:
             np.maximum(amount[i2:i3], fall, out=amount[i2:i3])
         return amount, lo, hi
 
-    def predicted_lufs(self) -> float:
-        """The mix's integrated loudness before master gain, from the clips' K-weighted energies.
+    def predicted_lufs(self, speech_energy: Callable[[tuple[str, int]], np.ndarray] | None = None) -> float:
+        """The mix's integrated loudness before master gain, from the clips' K-weighted energies
+        (or `speech_energy(key)`, per-frame energies of both channels: a stand-in for a clip not made yet).
 
         Speech never overlaps, so each clip's and chime's energy is binned at its position (100 ms bins,
         as the BS.1770 meter does); the bed adds its known power times its gain in each bin.
@@ -143,7 +186,8 @@ class Renderer:
         for e in self.speech:
             starts_by_clip.setdefault((e.text, e.rate_wpm), []).append(e.start_frame)
         for key, starts in starts_by_clip.items():
-            energy = 2 * k_weighted(self.clips[key]) ** 2  # one clip's energy at a time keeps memory flat
+            # one clip's energy at a time keeps memory flat
+            energy = speech_energy(key) if speech_energy else 2 * k_weighted(self.clips[key]) ** 2
             for start in starts:
                 add(start, energy)
         chime_energy = (k_weighted(self.chime) ** 2).sum(axis=1)
@@ -162,7 +206,7 @@ class Renderer:
 
     def mix_range(self, a: int, b: int) -> np.ndarray:
         """Frames a..b of the mix before the limiter (a may be negative, b may pass the end)."""
-        lo, hi = max(0, a), min(self.total_frames, b)
+        lo, hi = max(0, a), b if self.total_frames is None else min(self.total_frames, b)
         out = np.zeros((b - a, 2), dtype=np.float32)
         if hi <= lo:
             return out
@@ -184,18 +228,44 @@ class Renderer:
             out[s - a:s - a + len(piece)] += piece * np.float32(gain)
 
     def blocks(self, on_progress: Callable[[int, int], None] | None = None) -> Iterator[np.ndarray]:
-        """The finished track, block by block: mixed, master gain, limited, final second silent."""
-        for a in range(0, self.total_frames, BLOCK_FRAMES):
-            b = min(self.total_frames, a + BLOCK_FRAMES)
+        """The finished track, block by block: mixed, master gain, limited, final second silent.
+
+        With a placer, each block first places the timeline as far as it can reach (waiting for the
+        clips it needs), so the first blocks go to the encoder while later clips are still being made."""
+        a = 0
+        while self.total_frames is None or a < self.total_frames:
+            self.reach(a + BLOCK_FRAMES + self.reach_frames)
+            if self.total_frames is not None and a >= self.total_frames:
+                break
+            b = a + BLOCK_FRAMES if self.total_frames is None else min(self.total_frames, a + BLOCK_FRAMES)
             wide = self.mix_range(a - self.halo, b + self.halo)
             block = wide[self.halo:self.halo + (b - a)]
             if np.abs(wide).max(initial=0.0) > self.ceiling:  # rare: most blocks need no limiting at all
                 magnitude = np.maximum(np.abs(wide[:, 0]), np.abs(wide[:, 1]))  # one gain for both channels
                 gain = limiter_gain(magnitude, self.sample_rate, self.ceiling)
                 block = block * gain[self.halo:self.halo + (b - a), None]
-            silent_from = self.total_frames - self.sample_rate
-            if b > silent_from:
-                block[max(0, silent_from - a):] = 0.0
+            if self.total_frames is not None:
+                silent_from = self.total_frames - self.sample_rate
+                if b > silent_from:
+                    block[max(0, silent_from - a):] = 0.0
             if on_progress:
-                on_progress(b, self.total_frames)
+                total = self.total_frames or max(b + 1, self.estimated_total_frames or 0)
+                on_progress(b, total)
             yield block
+            self.release_finished(b - self.halo)
+            a = b
+
+    def release_finished(self, frame: int) -> None:
+        """Hand back every clip whose cues are all placed and all end before `frame` (no later block reads it)."""
+        if self.release is None:
+            return
+        placed: dict[tuple[str, int], int] = {}
+        last_stop: dict[tuple[str, int], int] = {}
+        for e in self.speech:
+            key = (e.text, e.rate_wpm)
+            placed[key] = placed.get(key, 0) + 1
+            last_stop[key] = max(last_stop.get(key, 0), e.stop_frame)
+        for key, count in placed.items():
+            if key not in self.released and count >= self.uses.get(key, 0) and last_stop[key] <= frame:
+                self.release(key)
+                self.released.add(key)

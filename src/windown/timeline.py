@@ -7,6 +7,7 @@ fit its slot is an error naming the routine line, never a silently stretched hol
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 from windown.compose import Chapter, Chime, Gap, Hold, Say, Script
 from windown.errors import RoutineError
@@ -90,61 +91,104 @@ def to_samples(ms: int, sample_rate: int) -> int:
     return ms * sample_rate // 1000
 
 
-def place(script: Script, clip_frames: dict[tuple[str, int], int], sample_rate: int, chime_frames: int,
-          estimated: frozenset[tuple[str, int]] | set[tuple[str, int]] = frozenset()) -> Timeline:
+def place(script: Script, clip_frames: dict[tuple[str, int], int], sample_rate: int, chime_frames: int, *,
+          check_slots: bool = True, estimated: frozenset[tuple[str, int]] | set[tuple[str, int]] = frozenset()
+          ) -> Timeline:
     """Walk the script with a cursor (in frames); speech advances it by the clip's real length.
 
     A cue inside a hold that overruns its slot is an error; for the cues in `estimated` (lengths guessed
-    without speaking, by `windown validate`) it is noted in `unsure` instead, for the caller to judge."""
-    tl = Timeline(sample_rate)
-    cursor_frame = 0
-    chapter_starts: list[tuple[str, int, int, str | None]] = []
+    without speaking, by `windown validate`) it is noted in `unsure` instead, for the caller to judge.
 
-    def current_chapter() -> str:
-        return chapter_starts[-1][0] if chapter_starts else ""
+    `check_slots=False` places estimated lengths (the mix's loudness before a cold build's clips exist):
+    an estimate that overflows its slot is not the routine's fault."""
+    return Placer(script, clip_frames.__getitem__, sample_rate, chime_frames, check_slots=check_slots,
+                  estimated=estimated).finish()
 
-    def speech_event(say: Say, start_frame: int) -> Event:
-        return Event(start_frame, clip_frames[(say.text, say.rate_wpm)], "speech", say.text, say.rate_wpm,
-                     current_chapter(), say.line)
 
-    for item in script.items:
+class Placer:
+    """The place stage a little at a time: `place_until(frame)` walks the script only as far as the
+    renderer needs, asking `clip_frames` for each clip's length as it reaches it. A cold build's
+    renderer places cues as their clips arrive, so each cue's start (which depends on every length
+    before it) is known before it is mixed. `timeline` grows as it goes; `finish()` completes it."""
+
+    def __init__(self, script: Script, clip_frames: Callable[[tuple[str, int]], int], sample_rate: int,
+                 chime_frames: int, *, check_slots: bool = True,
+                 estimated: frozenset[tuple[str, int]] | set[tuple[str, int]] = frozenset()):
+        self.script = script
+        self.estimated = estimated
+        self.clip_frames = clip_frames
+        self.chime_frames = chime_frames
+        self.check_slots = check_slots
+        self.timeline = Timeline(sample_rate)
+        self.cursor_frame = 0  # every item not yet placed starts at or after this frame
+        self.done = False
+        self._items = iter(script.items)
+        self._chapter_starts: list[tuple[str, int, int, str | None]] = []
+
+    def place_until(self, frame: int) -> None:
+        """Place items until the cursor passes `frame` (or the script ends)."""
+        while not self.done and self.cursor_frame <= frame:
+            item = next(self._items, None)
+            if item is None:
+                self._close()
+            else:
+                self._place(item)
+
+    def finish(self) -> Timeline:
+        self.place_until(float("inf"))  # type: ignore[arg-type]
+        return self.timeline
+
+    def _chapter(self) -> str:
+        return self._chapter_starts[-1][0] if self._chapter_starts else ""
+
+    def _speech_event(self, say: Say, start_frame: int) -> Event:
+        return Event(start_frame, self.clip_frames((say.text, say.rate_wpm)), "speech", say.text, say.rate_wpm,
+                     self._chapter(), say.line)
+
+    def _place(self, item) -> None:
+        tl, sample_rate = self.timeline, self.timeline.sample_rate
         if isinstance(item, Chapter):
-            chapter_starts.append((item.title, cursor_frame, item.line, item.stretch))
+            self._chapter_starts.append((item.title, self.cursor_frame, item.line, item.stretch))
         elif isinstance(item, Say):
-            event = speech_event(item, cursor_frame)
+            event = self._speech_event(item, self.cursor_frame)
             tl.events.append(event)
-            cursor_frame = event.stop_frame
+            self.cursor_frame = event.stop_frame
         elif isinstance(item, Gap):
             if item.pause:
-                tl.pauses.append(Span(cursor_frame, cursor_frame + to_samples(item.gap_ms, sample_rate), "pause",
-                                      item.line))
-            cursor_frame += to_samples(item.gap_ms, sample_rate)
+                tl.pauses.append(Span(self.cursor_frame, self.cursor_frame + to_samples(item.gap_ms, sample_rate),
+                                      "pause", item.line))
+            self.cursor_frame += to_samples(item.gap_ms, sample_rate)
         elif isinstance(item, Chime):
-            tl.events.append(Event(cursor_frame, chime_frames, "chime", chapter=current_chapter(),
+            tl.events.append(Event(self.cursor_frame, self.chime_frames, "chime", chapter=self._chapter(),
                                    line=item.line, gain_db=item.gain_db))
         elif isinstance(item, Hold):
+            cursor_frame = self.cursor_frame
             hold_frames = to_samples(item.hold_ms, sample_rate)
             tl.holds.append(Span(cursor_frame, cursor_frame + hold_frames, item.label, item.line))
             for inner in item.inner:
                 start_frame = cursor_frame + to_samples(inner.offset_ms, sample_rate)
                 if isinstance(inner.item, Chime):
-                    tl.events.append(Event(start_frame, chime_frames, "chime", chapter=current_chapter(),
+                    tl.events.append(Event(start_frame, self.chime_frames, "chime", chapter=self._chapter(),
                                            line=inner.item.line, gain_db=inner.item.gain_db))
                     continue
-                event = speech_event(inner.item, start_frame)
+                event = self._speech_event(inner.item, start_frame)
                 slot_frames = to_samples(inner.slot_ms - SLOT_GUARD_MS, sample_rate)
-                if event.length_frames > slot_frames or event.stop_frame > cursor_frame + hold_frames:
+                too_long = event.length_frames > slot_frames or event.stop_frame > cursor_frame + hold_frames
+                if too_long and self.check_slots:
                     fit_ms = max(0, min(inner.slot_ms - SLOT_GUARD_MS, item.hold_ms - inner.offset_ms))
                     misfit = Misfit(inner.item, event.length_frames, fit_ms, item)
-                    if (inner.item.text, inner.item.rate_wpm) not in estimated:
-                        raise misfit.error(script.path, sample_rate)
+                    if (inner.item.text, inner.item.rate_wpm) not in self.estimated:
+                        raise misfit.error(self.script.path, sample_rate)
                     tl.unsure.append(misfit)
                 tl.events.append(event)
-            cursor_frame += hold_frames
-    tl.end_frame = cursor_frame
-    for i, (title, start_frame, line, stretch) in enumerate(chapter_starts):
-        stop_frame = chapter_starts[i + 1][1] if i + 1 < len(chapter_starts) else cursor_frame
-        if stop_frame > start_frame or i + 1 == len(chapter_starts):
-            tl.chapters.append(Span(start_frame, stop_frame, title, line, stretch))
-    tl.events.sort(key=lambda e: e.start_frame)
-    return tl
+            self.cursor_frame = cursor_frame + hold_frames
+
+    def _close(self) -> None:
+        tl, starts = self.timeline, self._chapter_starts
+        tl.end_frame = self.cursor_frame
+        for i, (title, start_frame, line, stretch) in enumerate(starts):
+            stop_frame = starts[i + 1][1] if i + 1 < len(starts) else self.cursor_frame
+            if stop_frame > start_frame or i + 1 == len(starts):
+                tl.chapters.append(Span(start_frame, stop_frame, title, line, stretch))
+        tl.events.sort(key=lambda e: e.start_frame)
+        self.done = True

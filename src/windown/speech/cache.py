@@ -66,3 +66,30 @@ def write(path: Path, clip: np.ndarray) -> None:
     buffer = io.BytesIO()
     np.save(buffer, clip, allow_pickle=False)
     atomic.write_bytes(path, buffer.getvalue())
+
+
+ENERGY_STEP_FRAMES = 441  # 10 ms at 44.1 kHz
+
+
+def energy_path(clip_path: Path) -> Path:
+    """`energies/ENGINE/KEY.npy` beside `clips/ENGINE/KEY.npy`: the clips folder holds clips only."""
+    return clip_path.parents[2] / "energies" / clip_path.parent.name / clip_path.name
+
+
+def read_energy(clip_path: Path) -> np.ndarray | None:
+    """A clip's K-weighted energy in 10 ms steps (see `write_energy`), or None when absent or unreadable."""
+    try:
+        energy = np.load(energy_path(clip_path), allow_pickle=False)
+    except (OSError, ValueError, EOFError):
+        return None
+    return energy if energy.dtype == np.float64 and energy.ndim == 1 else None
+
+
+def write_energy(clip_path: Path, energy: np.ndarray) -> None:
+    """Written before the clip itself: a warm build then predicts its loudness from these small files
+    instead of K-weighting every clip again (that took about a second before the first block)."""
+    path = energy_path(clip_path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    buffer = io.BytesIO()
+    np.save(buffer, energy.astype(np.float64), allow_pickle=False)
+    atomic.write_bytes(path, buffer.getvalue())

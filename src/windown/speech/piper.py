@@ -114,6 +114,22 @@ class PiperEngine:
 
     def synthesize(self, phrases: list[tuple[str, int]], voice: str, out_dir: Path):
         """All phrases over one worker process per core, each loading the voice once."""
+        results: list = [RuntimeError("no answer from the piper worker")] * len(phrases)
+        for i, result in self.stream(phrases, voice, out_dir):
+            results[i] = result
+        return results
+
+    def stream(self, phrases: list[tuple[str, int]], voice: str, out_dir: Path, *, script_order: bool = False):
+        """(index, WAV or exception) for each phrase as soon as it is done, so the build trims and levels
+        each clip while later ones are still spoken. Closing the generator stops the workers.
+
+        Longest first by default, so the last phrases to finish are short and both cores stay busy to
+        the end. `script_order` (a cold build that renders while it speaks) dispatches them in the
+        order given instead, so the renderer gets the first cues first."""
+        order = range(len(phrases)) if script_order else sorted(range(len(phrases)), key=lambda i: -len(phrases[i][0]))
+        return self._run(phrases, voice, out_dir, order)
+
+    def _run(self, phrases: list[tuple[str, int]], voice: str, out_dir: Path, order):
         found = find_voice(voice)
         model = aligned_model(found)
         workers = min(default_workers(), len(phrases)) or 1
@@ -126,21 +142,18 @@ class PiperEngine:
             for _ in range(workers):
                 pool.submit(piper_worker.ready)
             scale_for = rate_map(found, pool)
-            # longest first, so the last phrases to finish are short and both cores stay busy
-            order = sorted(range(len(phrases)), key=lambda i: -len(phrases[i][0]))
             futures = {}
             for i in order:
                 text, rate_wpm = phrases[i]
                 job = {"text": text, "length_scale": scale_for(rate_wpm), "noise_scale": NOISE_SCALE,
                        "noise_w_scale": NOISE_W_SCALE, "path": str(out_dir / f"piper-{i}.wav")}
                 futures[pool.submit(piper_worker.speak_job, job)] = i
-            results: list = [RuntimeError("no answer from the piper worker")] * len(phrases)
             for future in concurrent.futures.as_completed(futures):
                 i = futures[future]
                 try:
                     answer = future.result()
                 except Exception as exc:  # a worker died (out of memory, killed)
-                    results[i] = RuntimeError(f"the piper worker stopped: {exc}")
+                    yield i, RuntimeError(f"the piper worker stopped: {exc}")
                     continue
                 if answer.get("load_error"):
                     raise load_error(found, answer["load_error"])
@@ -148,10 +161,9 @@ class PiperEngine:
                     path = Path(answer["path"])
                     if answer.get("words") is not None:
                         path.with_suffix(".words.json").write_text(json.dumps(answer["words"]), encoding="utf-8")
-                    results[i] = path
+                    yield i, path
                 else:
-                    results[i] = RuntimeError(answer["error"])
-            return results
+                    yield i, RuntimeError(answer["error"])
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
 

@@ -69,6 +69,12 @@ def init(model_path: str, config_path: str) -> None:
         options.inter_op_num_threads = 1
         # Measured per worker on short cues: 279 MB with ONNX Runtime's defaults, 245 MB without
         # memory patterns and weight prepacking, at the same speed. Two workers must fit in 600 MB.
+        # Re-measured for speed (one worker in one process, every third phrase of bedtime-lower-back,
+        # 160 s of speech, CPU seconds per second of speech; a busy machine, so +-0.002 is noise):
+        # as here 0.0806; prepacking on 0.0824; memory patterns on 0.0813 (and 308 MB, not 259);
+        # graph optimisation "basic" instead of "all" 0.0799; phonemes looked up once per sentence
+        # instead of twice 0.0828; no comma splitting 0.0820 (and 314 MB). None is worth changing:
+        # the model's own work is the cost. Loading the voice took 0.3 CPU-s per worker.
         options.enable_mem_pattern = False
         options.add_session_config_entry("session.disable_prepacking", "1")
         session = onnxruntime.InferenceSession(model_path, sess_options=options,
