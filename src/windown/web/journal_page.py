@@ -11,6 +11,8 @@ and `journal.plot`; nothing here decides what a night or a meaningful change is.
 | `GET /journal` | the two forms, recent entries, the last 14 nights, the per-stretch table, the chart |
 | `POST /journal/evening`, `POST /journal/morning` | check and add one entry, then back to the page |
 | `GET /journal/chart.svg` | the trend chart (never cached: it is health data) |
+
+With `--lan` these answer only under the journal's own secret, never the shared one (see `app`).
 """
 
 from __future__ import annotations
