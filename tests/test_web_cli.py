@@ -1,5 +1,6 @@
-"""`windown serve` as a command: what it prints with --lan (address with its secret, a QR code), that the
-secret is needed, and a clean one-line error for a port in use. Requests go to 127.0.0.1 only."""
+"""`windown serve` as a command: what it prints with --lan (the owner's address with the journal's secret, a
+QR code of it, and the shelf's address to share), that each secret is needed, and a clean one-line error
+for a port in use. Requests go to 127.0.0.1 only."""
 
 from __future__ import annotations
 
@@ -23,20 +24,26 @@ def read_lines(stream, lines: queue.Queue) -> None:
         lines.put(line)
 
 
-@pytest.fixture
-def lan_server(tmp_path):
+def start_lan(tmp_path, *args: str):
     port = free_port()
     process = subprocess.Popen([sys.executable, "-m", "windown", "serve", "--lan", "--port", str(port), "--shelf",
-                                str(tmp_path / "shelf")], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                str(tmp_path / "shelf"), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
     lines: queue.Queue = queue.Queue()
     threading.Thread(target=read_lines, args=(process.stdout, lines), daemon=True).start()
+    return port, process, lines
+
+
+@pytest.fixture
+def lan_server(tmp_path):
+    port, process, lines = start_lan(tmp_path)
     yield port, process, lines
     stop(process)
 
 
-def test_serve_lan_prints_the_secret_address_and_a_qr_code_and_needs_the_secret(lan_server, tmp_path):
-    port, process, lines = lan_server
-    printed = []
+def printed_until_ready(process, lines: queue.Queue) -> list[str]:
+    """What `windown serve` prints before it starts answering (it ends with the shelf's line)."""
+    printed: list[str] = []
     deadline = time.monotonic() + 60
     while not any(line.startswith("shelf:") for line in printed):
         assert time.monotonic() < deadline, printed
@@ -44,35 +51,75 @@ def test_serve_lan_prints_the_secret_address_and_a_qr_code_and_needs_the_secret(
             printed.append(lines.get(timeout=1))
         except queue.Empty:
             assert process.poll() is None, process.stderr.read()
-    text = "".join(printed)
-    address = re.search(rf"windown is on your home network at (http://[\d.]+:{port}/([\w-]+)/)\n", text)
-    assert address, text
-    secret = address.group(2)
-    assert len(secret) >= 20  # 16 random bytes
-    assert (tmp_path / "shelf" / ".windown-secret").read_text().strip() == secret
-    assert f"podcast feed: {address.group(1)}feed.xml" in text
-    qr_rows = [line for line in printed if set(line.strip()) & set("█▀▄")]
-    assert len(qr_rows) >= 10  # a QR code drawn in the terminal
+    return printed
 
-    base = f"http://127.0.0.1:{port}"
+
+def get_when_up(url: str) -> httpx.Response:
     deadline = time.monotonic() + 60
     while True:
         try:
-            response = httpx.get(f"{base}/{secret}/", timeout=2)
-            break
+            return httpx.get(url, timeout=2)
         except httpx.TransportError:
             assert time.monotonic() < deadline
             time.sleep(0.2)
-    assert response.status_code == 200
-    for path in ("/", "/feed.xml", "/shelf", "/static/style.css", f"/{secret[:-1]}/"):
+
+
+def terminal_qr(data: str) -> str:
+    import io
+
+    import segno
+
+    out = io.StringIO()
+    segno.make(data, error="m").terminal(out=out, compact=True)
+    return out.getvalue()
+
+
+def test_serve_lan_prints_the_owner_s_address_and_the_one_to_share_and_each_secret_is_needed(lan_server, tmp_path):
+    port, process, lines = lan_server
+    printed = printed_until_ready(process, lines)
+    text = "".join(printed)
+    own = re.search(rf"windown is on your home network at (http://[\d.]+:{port}/([\w-]+)/)\n"
+                    rf"  that address opens your journal too: keep it to yourself\n", text)
+    shared = re.search(rf"to share \(the shelf and the feed, never the journal\): (http://[\d.]+:{port}/([\w-]+)/)\n",
+                       text)
+    assert own and shared, text
+    own_secret, feed_secret = own.group(2), shared.group(2)
+    assert len(own_secret) >= 20 and len(feed_secret) >= 20 and own_secret != feed_secret  # 16 random bytes each
+    assert (tmp_path / "shelf" / ".windown-secret").read_text().strip() == feed_secret
+    assert (tmp_path / "data" / "windown" / ".journal.sqlite.windown-secret").read_text().strip() == own_secret
+    assert own_secret not in (tmp_path / "shelf" / ".windown-secret").read_text()
+    assert f"podcast feed: {shared.group(1)}feed.xml\n" in text
+    assert terminal_qr(own.group(1)) in text  # the QR code drawn in the terminal is the owner's address
+
+    base = f"http://127.0.0.1:{port}"
+    assert get_when_up(f"{base}/{own_secret}/").status_code == 200
+    for path in ("/", "/feed.xml", "/shelf", "/journal", "/static/style.css", f"/{feed_secret[:-1]}/",
+                 f"/{feed_secret}/journal", f"/{feed_secret}/journal/chart.svg"):
         assert httpx.get(base + path).status_code == 404, path
-    feed = httpx.get(f"{base}/{secret}/feed.xml")
-    assert feed.status_code == 200 and f"{base}/{secret}/feed.xml" in feed.text
-    assert httpx.get(f"{base}/{secret}/files/.windown-secret").status_code == 404
+    for path in ("/", "/phone", "/static/style.css"):
+        assert httpx.get(f"{base}/{feed_secret}{path}").status_code == 200, path
+    feed = httpx.get(f"{base}/{feed_secret}/feed.xml")
+    assert feed.status_code == 200 and f"{base}/{feed_secret}/feed.xml" in feed.text
+    assert httpx.get(f"{base}/{own_secret}/journal").status_code == 200
+    assert httpx.get(f"{base}/{feed_secret}/files/.windown-secret").status_code == 404
 
 
-def test_the_lan_secret_is_kept_per_shelf_for_its_owner_only(tmp_path):
-    from windown.web.app import lan_secret
+def test_serve_lan_without_the_journal_prints_one_address_and_keeps_no_journal_secret(tmp_path):
+    port, process, lines = start_lan(tmp_path, "--no-journal")
+    try:
+        text = "".join(printed_until_ready(process, lines))
+        address = re.search(rf"windown is on your home network at (http://[\d.]+:{port}/([\w-]+)/)\n", text)
+        assert address, text
+        assert (tmp_path / "shelf" / ".windown-secret").read_text().strip() == address.group(2)
+        assert "journal too" not in text and "to share" not in text and "journal: off (--no-journal)" in text
+        assert get_when_up(f"http://127.0.0.1:{port}/{address.group(2)}/journal").status_code == 404
+    finally:
+        stop(process)
+    assert not (tmp_path / "data").exists()  # neither a journal nor its secret
+
+
+def test_the_lan_secrets_are_kept_for_their_owner_only_the_journal_s_beside_the_journal(tmp_path):
+    from windown.web.app import journal_secret, lan_secret
 
     shelf = tmp_path / "shelf"
     first = lan_secret(shelf)
@@ -83,6 +130,25 @@ def test_the_lan_secret_is_kept_per_shelf_for_its_owner_only(tmp_path):
     assert sorted(p.name for p in shelf.iterdir()) == [".windown-secret"]
     kept.unlink()
     assert lan_secret(shelf) != first
+
+    diary = tmp_path / "private" / "my journal.sqlite"  # its folder is made if need be (no journal yet)
+    own = journal_secret(diary)
+    assert len(own) >= 20 and own != lan_secret(shelf)
+    assert journal_secret(diary) == own  # the owner's bookmark survives a restart
+    beside = diary.parent / ".my journal.sqlite.windown-secret"
+    assert beside.read_text().strip() == own and beside.stat().st_mode & 0o777 == 0o600
+    assert sorted(p.name for p in diary.parent.iterdir()) == [beside.name]
+    assert sorted(p.name for p in shelf.iterdir()) == [".windown-secret"]  # a shared shelf never holds it
+
+
+def test_a_journal_secret_that_cannot_be_kept_is_one_line(tmp_path):
+    (tmp_path / "file").write_text("not a folder")
+    result = run_cli("serve", "--lan", "--port", str(free_port()), "--shelf", str(tmp_path / "shelf"),
+                     "--journal", str(tmp_path / "file" / "journal.sqlite"), timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"{tmp_path / 'file' / '.journal.sqlite.windown-secret'}: cannot keep the "
+                                    f"secret address here")
+    assert result.stderr.count("\n") == 1
 
 
 def test_serve_says_when_the_port_is_taken(tmp_path):

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from conftest import run_cli
-from web_support import client, csrf_of, error_beside, start_server
+from web_support import built, client, csrf_of, error_beside, shelf, start_server  # noqa: F401
 from windown import journal
 from windown.web.app import create_app
 
@@ -232,22 +232,111 @@ def test_builds_from_the_page_use_its_journal_or_none(tmp_path, diary):
         assert job.spec["journal"] == expected
 
 
-def test_with_the_lan_secret_the_journal_needs_it_too(tmp_path, diary):
-    app = create_app(tmp_path / "shelf", secret="s3cr3t-token-for-tests", allowed_hosts=None, journal_file=diary)
-    with client(app) as web:
-        token = app.state.csrf
-        for response in (web.get("/journal"), web.get("/journal/chart.svg"),
-                         web.post("/journal/evening", data={"csrf": token, "pain": "3"})):
-            assert response.status_code == 404 and "s3cr3t" not in response.text
-        page = web.get("/s3cr3t-token-for-tests/journal")
-        assert page.status_code == 200 and 'action="/s3cr3t-token-for-tests/journal/evening"' in page.text
-        assert 'src="/s3cr3t-token-for-tests/journal/chart.svg"' in page.text
+# --- with --lan: the journal behind its own secret, apart from the feed's ----------------------------------
+
+FEED = "feed-s3cr3t-for-tests-0001"  # the shelf's secret: the page, the shelf, the feed (may be shared)
+OWN = "own-s3cr3t-for-tests-00002"  # the journal's secret: all of that and the Journal (the owner's)
+
+
+@pytest.fixture
+def lan_app(shelf, diary):
+    return create_app(shelf, secret=FEED, journal_secret=OWN, allowed_hosts=None, journal_file=diary)
+
+
+def test_the_journal_answers_only_under_its_own_secret(lan_app, diary):
+    with client(lan_app) as web:
+        token = lan_app.state.csrf
+        for prefix in ("", f"/{FEED}"):
+            for response in (web.get(f"{prefix}/journal"), web.get(f"{prefix}/journal/chart.svg"),
+                             web.post(f"{prefix}/journal/evening", data={"csrf": token, "pain": "3"})):
+                assert response.status_code == 404, (prefix, response.request.url)
+                assert OWN not in response.text
         assert entries(diary) == []
-        response = web.post("/s3cr3t-token-for-tests/journal/evening", data={"csrf": token, "pain": "3"},
+        page = web.get(f"/{OWN}/journal")
+        assert page.status_code == 200 and f'action="/{OWN}/journal/evening"' in page.text
+        assert f'src="/{OWN}/journal/chart.svg"' in page.text
+        response = web.post(f"/{OWN}/journal/evening", data={"csrf": csrf_of(page.text), "pain": "3"},
                             follow_redirects=False)
-        assert response.headers["location"] == "/s3cr3t-token-for-tests/journal?logged=evening"
-        assert web.get("/s3cr3t-token-for-tests/journal/chart.svg").status_code == 200
+        assert response.status_code == 303 and response.headers["location"] == f"/{OWN}/journal?logged=evening"
+        chart = web.get(f"/{OWN}/journal/chart.svg")
+        assert chart.status_code == 200 and chart.headers["content-type"] == "image/svg+xml"
     assert [e.pain for e in entries(diary)] == [3]
+
+
+def test_the_feed_secret_opens_everything_but_the_journal_and_never_shows_its_secret(lan_app, shelf):
+    import feedparser
+
+    with client(lan_app) as web:
+        for path in ("/", "/shelf", "/phone", "/tracks/tiny", "/tracks/tiny/delete", "/static/style.css"):
+            response = web.get(f"/{FEED}{path}")
+            assert response.status_code == 200, path
+            assert OWN not in response.text and ">Journal</a>" not in response.text, path
+        assert OWN not in web.get(f"/{FEED}/no-such-page").text
+        parsed = feedparser.parse(web.get(f"/{FEED}/feed.xml", headers={"Host": "192.0.2.7:8000"}).content)
+        [entry] = parsed.entries
+        [enclosure] = entry.enclosures
+        assert enclosure.href == f"http://192.0.2.7:8000/{FEED}/files/tiny.mp3"
+        track = web.get(f"/{FEED}/files/tiny.mp3")
+        assert track.status_code == 200 and track.headers["content-type"] == "audio/mpeg"
+        assert track.content == (shelf / "tiny.mp3").read_bytes()
+        # the owner's address opens every page too, with the Journal in its navigation
+        for path in ("/", "/shelf", "/phone", "/tracks/tiny", "/feed.xml", "/files/tiny.mp3"):
+            assert web.get(f"/{OWN}{path}").status_code == 200, path
+        page = web.get(f"/{OWN}/shelf").text
+        assert f'href="/{OWN}/journal" >Journal</a>' in page and f'href="/{OWN}/tracks/tiny"' in page
+        # the owner's feed still gives the shared address to a podcast app
+        assert OWN not in web.get(f"/{OWN}/feed.xml").text
+
+
+def test_csrf_and_origin_are_checked_under_both_secrets(lan_app, diary, shelf):
+    with client(lan_app) as web:
+        token = lan_app.state.csrf
+        for path in (f"/{OWN}/journal/evening", f"/{FEED}/build", f"/{OWN}/build",
+                     f"/{FEED}/tracks/tiny/delete", f"/{OWN}/tracks/tiny/delete"):
+            fields = {"source": "preset", "preset": "in-bed", "pain": "3"}
+            assert web.post(path, data=fields).status_code == 403, path
+            assert web.post(path, data={**fields, "csrf": "not-the-token"}).status_code == 403, path
+            refused = web.post(path, data={**fields, "csrf": token}, headers={"Origin": "http://evil.example"})
+            assert refused.status_code == 403, path
+    assert entries(diary) == [] and (shelf / "tiny.mp3").is_file()
+
+
+def test_a_build_from_the_shared_address_neither_reads_nor_records_the_journal(lan_app, diary):
+    web = client(lan_app)  # not started: the jobs wait, and their specs are what the build processes get
+    for prefix in (FEED, OWN):
+        response = web.post(f"/{prefix}/build", data={"csrf": lan_app.state.csrf, "source": "preset",
+                                                      "preset": "in-bed"}, files={"none": ("", b"")},
+                            follow_redirects=False)
+        assert response.status_code == 303 and response.headers["location"].startswith(f"/{prefix}/jobs/")
+    shared, own = lan_app.state.queue.jobs()
+    assert (shared.spec["journal"], own.spec["journal"]) == (None, str(diary.absolute()))
+
+
+def qr_of(data: str) -> str:
+    import segno
+
+    return segno.make(data, error="m").svg_inline(scale=6, dark="#111318", light="#a9a396", border=3,
+                                                 omitsize=True, svgclass="qr")
+
+
+def cards(page: str) -> dict[str, str]:
+    """Each card of the phone page by its heading's id."""
+    return {m.group(1): m.group(0) for m in re.finditer(r'<section class="card" aria-labelledby="([\w-]+)">.*?'
+                                                         r'</section>', page, re.S)}
+
+
+def test_the_phone_page_shows_the_owner_s_code_and_the_feed_s_code_apart(lan_app):
+    with client(lan_app) as web:
+        own = cards(web.get(f"/{OWN}/phone").text)
+        shared = cards(web.get(f"/{FEED}/phone").text)
+    assert qr_of(f"http://127.0.0.1/{OWN}/") in own["own-title"]
+    assert "keep it to yourself" in own["own-title"] and "journal" in own["own-title"]
+    feed_url = f"http://127.0.0.1/{FEED}/feed.xml"
+    for page in (own, shared):
+        assert qr_of(feed_url) in page["feed-title"] and f'id="feed-url">{feed_url}<' in page["feed-title"]
+        assert "may be given to a podcast app or a friend" in page["feed-title"]
+        assert qr_of(f"http://127.0.0.1/{FEED}/files/tiny.mp3") in page["newest-title"]
+    assert "own-title" not in shared and OWN not in "".join(shared.values())
 
 
 def _stop(process: subprocess.Popen) -> str:

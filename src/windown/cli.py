@@ -748,7 +748,8 @@ def journal_forgive(ctx, stretch_id, journal_file):
               help="The folder of tracks the page shows and builds into.")
 @click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True, help="The port to listen on.")
 @click.option("--lan", is_flag=True, help="Listen on the home network (for your phone), with a secret in every "
-              "address (kept in the shelf's .windown-secret); the address and a QR code of it are printed.")
+              "address: your own (with the journal; kept beside it) and the shelf's, to share (never the journal; "
+              "kept in .windown-secret). Both are printed, and a QR code of yours.")
 @click.option("--journal", "journal_file", type=click.Path(dir_okay=False), metavar="FILE",
               help="The journal the page shows and its builds use (default: $WINDOWN_JOURNAL, else "
               "$XDG_DATA_HOME/windown/journal.sqlite).")

@@ -11,6 +11,8 @@ and `journal.plot`; nothing here decides what a night or a meaningful change is.
 | `GET /journal` | the two forms, recent entries, the last 14 nights, the per-stretch table, the chart |
 | `POST /journal/evening`, `POST /journal/morning` | check and add one entry, then back to the page |
 | `GET /journal/chart.svg` | the trend chart (never cached: it is health data) |
+
+With `--lan` these answer only under the journal's own secret, never the shared one (see `app`).
 """
 
 from __future__ import annotations
@@ -96,6 +98,8 @@ def _path_or_404(request: Request) -> Path:
     path = request.app.state.journal
     if path is None:
         raise HTTPException(404, OFF)
+    if not web.journal_open(request):  # mounted only under its own secret; this holds even if that changes
+        raise HTTPException(404)
     return path
 
 
@@ -241,7 +245,7 @@ async def log_entry(request: Request) -> Response:
     if errors or problem:
         context = await run_in_threadpool(_context, request, {which: values}, {which: errors}, problem)
         return web.render(request, "journal.html", context, 400)
-    return RedirectResponse(f"{request.app.state.base}/journal?logged={urllib.parse.quote(which)}", status_code=303)
+    return RedirectResponse(f"{web.base(request)}/journal?logged={urllib.parse.quote(which)}", status_code=303)
 
 
 _PLOT_LOCK = threading.Lock()  # matplotlib's font cache and text layout are not for two threads at once

@@ -12,7 +12,9 @@
 | `GET /feed.xml` | the podcast feed |
 | `GET /files/NAME.EXT` | a track's MP3, transcripts, cue sheet and JSON chapters (range requests) |
 
-The Journal page's routes are in `journal_page`.
+The Journal page's routes are in `journal_page`. With `--lan` every route is under a secret prefix:
+the shelf's (everything but the Journal; the address to share) or the journal's (everything; the
+owner's). `base(request)` is the prefix a request came in under, and every link it is given stays there.
 """
 
 from __future__ import annotations
@@ -63,6 +65,21 @@ def routes() -> list[Route]:
     ]
 
 
+def base(request: Request) -> str:
+    """The secret prefix this request came in under ("/SECRET"), or "" (this computer only, or none known)."""
+    bases = request.app.state.bases
+    if not bases:
+        return ""
+    first = "/" + request.url.path.split("/", 2)[1]
+    return first if first in bases else ""
+
+
+def journal_open(request: Request) -> bool:
+    """Whether this request may see the Journal: on this computer only, or under the journal's own secret."""
+    state = request.app.state
+    return state.journal is not None and state.journal_base is not None and base(request) == state.journal_base
+
+
 def exception_handlers() -> dict:
     return {HTTPException: http_error, Exception: server_error}
 
@@ -72,15 +89,14 @@ async def server_error(request: Request, exc: Exception) -> Response:
     from windown import errors
 
     line = errors.report_bug(exc, context=f"the page: {request.method} {request.url.path}")
-    if request.app.state.base and not request.url.path.startswith(request.app.state.base + "/"):
+    if request.app.state.bases and not base(request):
         return Response("Not Found", status_code=404, media_type="text/plain")
     return render(request, "error.html", {"status": 500, "detail": "Something went wrong.", "bug": line}, 500)
 
 
 async def http_error(request: Request, exc: HTTPException) -> Response:
-    """A calm error page; it links back only when the request already knew the secret prefix."""
-    base = request.app.state.base
-    inside = not base or request.url.path.startswith(base + "/") or request.url.path == base
+    """A calm error page; it links back only when the request already knew a secret prefix."""
+    inside = not request.app.state.bases or bool(base(request))
     messages = {404: "Nothing is here.", 405: "That cannot be done here.", 403: "This form is out of date.",
                 413: "That is too much to send.", 411: "Say how much you are sending."}
     detail = exc.detail if exc.detail and exc.detail != _default_phrase(exc.status_code) else \
@@ -101,7 +117,7 @@ def _default_phrase(status: int) -> str:
 
 def render(request: Request, name: str, context: dict[str, Any], status: int = 200) -> HTMLResponse:
     state = request.app.state
-    context = {"base": state.base, "csrf": state.csrf, **context}
+    context = {"base": base(request), "csrf": state.csrf, "journal_on": journal_open(request), **context}
     response = state.templates.TemplateResponse(request, name, context, status_code=status)
     response.headers["Cache-Control"] = "no-store"
     response.headers["X-Content-Type-Options"] = "nosniff"
@@ -176,14 +192,15 @@ async def build(request: Request) -> Response:
         if errors:
             return render(request, "tonight.html", {**_form_context(values, errors), "active": []}, 400)
         try:
-            journal_file = str(state.journal) if state.journal else None  # None: built as with --no-journal
+            # None: built as with --no-journal (so is a build from the shared address: the journal is not its)
+            journal_file = str(state.journal) if journal_open(request) else None
             job = state.queue.submit(loaded.title, base_name, {**spec, "flags": flags, "journal": journal_file},
                                      values)
         except QueueFull as exc:
             return render(request, "tonight.html", {**_form_context(values, {}, str(exc)), "active": []}, 503)
     finally:
         await submitted.close()
-    return RedirectResponse(f"{state.base}/jobs/{job.id}", status_code=303)
+    return RedirectResponse(f"{base(request)}/jobs/{job.id}", status_code=303)
 
 
 async def _routine_from(values: dict[str, Any], upload: Any) -> tuple[routine.Routine, str, dict]:
@@ -256,12 +273,12 @@ def _job_or_404(request: Request):
 
 
 def _status(request: Request, job) -> dict[str, Any]:
-    base, queue = request.app.state.base, request.app.state.queue
+    prefix, queue = base(request), request.app.state.queue
     running, waiting = queue.counts()
-    track_url = f"{base}/tracks/{urllib.parse.quote(job.stem)}" if job.state == "done" else ""
+    track_url = f"{prefix}/tracks/{urllib.parse.quote(job.stem)}" if job.state == "done" else ""
     return {"state": job.state, "title": job.title, "stage": job.stage, "stage_words": job.stage_words,
             "percent": int(round(job.fraction * 100)), "position": queue.position(job), "error": job.error,
-            "track_url": track_url, "form_url": f"{base}/?job={job.id}",
+            "track_url": track_url, "form_url": f"{prefix}/?job={job.id}",
             "running": running, "waiting": waiting, "workers": queue.workers}
 
 
@@ -335,7 +352,7 @@ async def delete_track(request: Request) -> Response:
     submitted = await request.form(max_files=0, max_fields=10)
     _check_csrf(request, submitted.get("csrf"))
     shelf.delete(state.shelf, track.stem)
-    return RedirectResponse(f"{state.base}/shelf?deleted={urllib.parse.quote(track.title)}", status_code=303)
+    return RedirectResponse(f"{base(request)}/shelf?deleted={urllib.parse.quote(track.title)}", status_code=303)
 
 
 # --- the phone ------------------------------------------------------------------------------------------
@@ -355,15 +372,19 @@ def _qr_svg(data: str) -> str:
 
 
 async def phone_page(request: Request) -> Response:
+    """The feed's codes always use the shelf's secret (the address that may be shared); the owner's own
+    address, with the journal, is shown only to a page already opened with it."""
     state = request.app.state
-    feed_url = _absolute(request, f"{state.base}/feed.xml")
+    feed_url = _absolute(request, f"{state.feed_base}/feed.xml")
     tracks = shelf.tracks(state.shelf)
     newest = tracks[0] if tracks else None
-    newest_url = _absolute(request, f"{state.base}/files/{urllib.parse.quote(newest.stem + '.mp3')}") \
+    newest_url = _absolute(request, f"{state.feed_base}/files/{urllib.parse.quote(newest.stem + '.mp3')}") \
         if newest else ""
-    local_only = request.url.hostname in ("127.0.0.1", "localhost") and not state.base
+    local_only = request.url.hostname in ("127.0.0.1", "localhost") and not state.bases
     apple_url = "podcast://" + feed_url.split("://", 1)[1]  # the iPhone camera opens this in Apple Podcasts
+    own_url = _absolute(request, f"{state.journal_base}/") if state.bases and journal_open(request) else ""
     return render(request, "phone.html", {"feed_url": feed_url, "feed_qr": _qr_svg(feed_url), "newest": newest,
+                                          "own_url": own_url, "own_qr": _qr_svg(own_url) if own_url else "",
                                           "apple_url": apple_url, "apple_qr": _qr_svg(apple_url),
                                           "newest_url": newest_url, "newest_qr": _qr_svg(newest_url) if newest else "",
                                           "local_only": local_only, "page": "phone"})
@@ -371,9 +392,9 @@ async def phone_page(request: Request) -> Response:
 
 async def feed_xml(request: Request) -> Response:
     state = request.app.state
-    files = _absolute(request, f"{state.base}/files")
-    body = feed.rss(shelf.tracks(state.shelf), feed_url=_absolute(request, f"{state.base}/feed.xml"),
-                    link=_absolute(request, f"{state.base}/"), file_url=feed.file_url_under(files))
+    files = _absolute(request, f"{state.feed_base}/files")  # the shared address, even in the owner's feed
+    body = feed.rss(shelf.tracks(state.shelf), feed_url=_absolute(request, f"{state.feed_base}/feed.xml"),
+                    link=_absolute(request, f"{state.feed_base}/"), file_url=feed.file_url_under(files))
     return Response(body, media_type="application/rss+xml; charset=utf-8", headers={"Cache-Control": "no-cache"})
 
 
