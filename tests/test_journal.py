@@ -769,3 +769,21 @@ def test_lengthening_never_adds_back_a_stretch_the_journal_left_out():
     assert not any(x.startswith("cobra") for x in ids), ids
     plain, _ = personalise.personalise(r, personalise.Profile(flags={"length": 5 * 60_000}), measure)
     assert "cobra" in [s.stretch.id for s in plain.steps]
+
+
+def test_lengthening_never_adds_a_stretch_the_journal_marked_as_hurting_once():
+    """Hurt once eases a stretch the person chose; one they did not choose is simply not added."""
+    r = routine.parse(routine.source.load("r.yaml", "title: T\nsteps:\n  - stretch: knee-to-chest\n"), "r.yaml")
+
+    def measure(candidate):  # a minute per stretch: reaching 3 minutes needs two more from the library
+        return 60_000 * sum(isinstance(s, StretchStep) for s in candidate.steps)
+
+    profile = personalise.Profile(flags={"length": 3 * 60_000})
+    plain, _ = personalise.personalise(r, profile, measure)
+    added = [s.stretch.id for s in plain.steps][1:]
+    assert len(added) == 2, added
+    hurt = Verdict(added[0].removesuffix("-easier"), "ease", (datetime.date(2026, 11, 23),))
+    longer, _ = personalise.personalise(r, profile, measure, [hurt])
+    ids = [s.stretch.id for s in longer.steps]
+    assert len(ids) == 3 and not any(x.startswith(hurt.stretch) for x in ids), ids
+

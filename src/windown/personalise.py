@@ -108,8 +108,10 @@ def personalise(r: Routine, profile: Profile, measure: Callable[[Routine], int] 
         r = order(r, changes)
     if settings.length_ms is not None and measure is not None:
         preferred = {v.stretch: v for v in verdicts if v.action == "prefer"}
-        left_out = frozenset(v.stretch for v in verdicts if v.action == "leave-out")
-        r = fit_length(r, settings.length_ms, measure, changes, preferred, left_out)
+        # never added to lengthen a track: a stretch left out, or one that hurt once (chosen, it is eased;
+        # not chosen, there is no reason to bring it in)
+        not_added = frozenset(v.stretch for v in verdicts if v.action in ("leave-out", "ease"))
+        r = fit_length(r, settings.length_ms, measure, changes, preferred, not_added)
     return r, changes
 
 
