@@ -180,6 +180,21 @@ def test_one_bad_job_fails_alone_and_the_others_build(tmp_path):
                             "starting with '- '\n")
 
 
+def test_a_job_s_warnings_are_said_as_build_says_them_and_change_nothing(tmp_path):
+    routine_file(tmp_path, "a")  # its 5s hold on knee to chest is legal, but far below the safe range
+    write(tmp_path / "shelf.yaml", "- routine: a.yaml\n")
+    result = run_cli("batch", "shelf.yaml", "-o", "out", "--no-journal", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    built = run_cli("build", "a.yaml", "-o", "one.mp3", "--no-journal", cwd=tmp_path)
+    warning = [line for line in built.stderr.splitlines() if ": warning: " in line]
+    assert len(warning) == 1 and warning[0].startswith("a.yaml:10: warning: a 5s hold is too short"), built.stderr
+    said = [line for line in result.stderr.splitlines() if ": warning: " in line]
+    assert said == warning, result.stderr
+    assert table(result.stdout)["a.mp3"][0] == "built"
+    quiet = run_cli("-q", "batch", "shelf.yaml", "-o", "out", "--no-journal", "--force", cwd=tmp_path)
+    assert quiet.returncode == 0 and ": warning: " not in quiet.stderr
+
+
 def test_output_names_never_leave_the_output_folder(tmp_path):
     assert batch.output_path(tmp_path, "gentle", output="../../etc/passwd") == tmp_path / "etc-passwd.mp3"
     assert batch.output_path(tmp_path, "gentle", output="Night one.mp3") == tmp_path / "Night-one.mp3"
@@ -293,7 +308,7 @@ def test_current_tracks_are_skipped_without_building_anything(tmp_path, monkeypa
     executor = Recording()
     outcomes = batch.run(jobs, on_event=lambda kind, job, detail: events.append((kind, job.label)), executor=executor)
     assert [(o.status, o.title, o.duration_s) for o in outcomes] == [("skipped", "T", 61.5)] * 20
-    assert events == [("skipped", f"r{i}") for i in range(20)]
+    assert [e for e in events if e[0] != "warning"] == [("skipped", f"r{i}") for i in range(20)]
     assert executor.tasks == []  # no build was even handed to a worker
     (tmp_path / "r3.yaml").write_text((tmp_path / "r3.yaml").read_text().replace("seed: 7", "seed: 8"))
     batch.run(jobs, executor=executor)
@@ -382,8 +397,9 @@ def test_a_bug_in_a_worker_process_ends_the_batch_with_exit_3(tmp_path):
     assert result.returncode == 3, result.stderr
     [saved] = (cache / "bugs").iterdir()
     assert table(result.stdout) == {"a.mp3": ("failed", BUG.format(saved))}
-    assert result.stderr.splitlines() == [f"[1/1] failed {Path('out') / 'a.mp3'}: {BUG.format(saved)}",
-                                          "1 of 1 job failed. Their reasons are in the table above"]
+    assert [line for line in result.stderr.splitlines() if ": warning: " not in line] == [
+        f"[1/1] failed {Path('out') / 'a.mp3'}: {BUG.format(saved)}",
+        "1 of 1 job failed. Their reasons are in the table above"]
     assert "Traceback" not in result.stderr
     report = saved.read_text()
     assert "batch job: a.yaml -> out/a.mp3" in report and "in build_task" in report

@@ -499,6 +499,9 @@ def batch(ctx, sources, output_dir, workers, force, all_presets, scheduler, play
     finished = []
 
     def on_event(kind: str, job, detail: str) -> None:
+        if kind == "warning":
+            note(ctx, detail)
+            return
         if kind == "queued":
             if ctx.verbose:
                 note(ctx, f"building {job.output}: {detail}")

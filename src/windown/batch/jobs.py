@@ -53,7 +53,7 @@ class Outcome:
     session: Any = None                # journal.Session: what the built track contains, for the journal
 
 
-Event = Callable[[str, Job, str], None]  # (kind: queued/built/skipped/failed, job, detail)
+Event = Callable[[str, Job, str], None]  # (kind: warning/queued/built/skipped/failed, job, detail)
 
 
 def output_path(folder: str | os.PathLike, routine_name: str, *, name: str | None = None,

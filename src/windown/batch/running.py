@@ -140,6 +140,8 @@ def run(jobs: list[Job], workers: int | None = None, force: bool = False, schedu
         try:
             export.check_output(job.output)
             prepared = prepare(job)
+            for warning in prepared.routine.warnings:  # legal but unlikely values, said as `build` says them
+                emit("warning", job, str(warning))
             why = "--force" if force else stale_reason(job, prepared)
             task = None if why is None else _task(i, job, prepared, remote=executor.remote)
         except UserError as exc:
