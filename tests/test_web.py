@@ -266,6 +266,12 @@ def test_a_build_from_the_form_lands_on_the_shelf_with_every_sidecar(web, shelf)
     assert re.fullmatch(r"/jobs/[\w-]+", job_url)
     page = web.get(job_url)
     assert page.status_code == 200 and "Two small stretches" in page.text
+    # its 5s holds are legal but far below each stretch's safe range: said on the page as the CLI says them
+    warnings = re.search(r'<ul class="warnings cli" id="job-warnings"[^>]*>(.*?)</ul>', page.text, re.S)
+    assert warnings, page.text
+    assert re.findall(r"<li>(.*?)</li>", html.unescape(warnings.group(1))) == [
+        f"routine.yaml:{line}: warning: a 5s hold is too short to ease into (the safe range of {name}: 20s to 45s). "
+        "Hold it for at least 20s" for line, name in ((9, "knee to chest"), (13, "lying twist"))]
     status = wait_for(web, job_url)
     assert status["state"] == "done", status["error"]
     stem = status["track_url"].rsplit("/", 1)[1]

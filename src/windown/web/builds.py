@@ -44,6 +44,7 @@ class Job:
     stem: str  # the track's file name on the shelf, without .mp3
     spec: dict[str, Any]  # what the build process needs: a preset or routine text, and the profile flags
     form: dict[str, Any] = field(default_factory=dict)  # the submitted form, to fill it again after a failure
+    warnings: tuple[str, ...] = ()  # legal but unlikely values in the routine, in the CLI's words
     state: str = "queued"  # queued | running | done | failed
     stage: str = ""
     fraction: float = 0.0
@@ -99,14 +100,16 @@ class BuildQueue:
             thread.join(timeout_s)
         self._threads.clear()
 
-    def submit(self, title: str, base_name: str, spec: dict[str, Any], form: dict[str, Any] | None = None) -> Job:
+    def submit(self, title: str, base_name: str, spec: dict[str, Any], form: dict[str, Any] | None = None,
+               warnings: tuple[str, ...] = ()) -> Job:
         with self._lock:
             if self._stopping:
                 raise QueueFull("the server is stopping", "Start it again and resubmit")
             if self.waiting_count() >= self.max_waiting:
                 raise QueueFull(f"{self.max_waiting} builds are already waiting",
                                 "Wait for some to finish, then try again")
-            job = Job(secrets.token_urlsafe(9), title, self._unique_stem(base_name), spec, dict(form or {}))
+            job = Job(secrets.token_urlsafe(9), title, self._unique_stem(base_name), spec, dict(form or {}),
+                      tuple(warnings))
             self._jobs[job.id] = job
             self._order.append(job.id)
             self._reserved.add(job.stem)

@@ -195,7 +195,7 @@ async def build(request: Request) -> Response:
             # None: built as with --no-journal (so is a build from the shared address: the journal is not its)
             journal_file = str(state.journal) if journal_open(request) else None
             job = state.queue.submit(loaded.title, base_name, {**spec, "flags": flags, "journal": journal_file},
-                                     values)
+                                     values, tuple(dict.fromkeys(str(w) for w in loaded.warnings)))
         except QueueFull as exc:
             return render(request, "tonight.html", {**_form_context(values, {}, str(exc)), "active": []}, 503)
     finally:
