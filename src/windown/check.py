@@ -57,12 +57,19 @@ def check(source: str | routine.Routine, profile: personalise.Profile | None = N
     voice = speech.resolve_voice(engine, chosen.voice.voice)
     verdicts = journal.verdicts_at(journal_path) if use_journal and chosen.journal else []
 
+    cached_frames: dict[tuple[str, int], int] = {}  # each phrase looked up in the cache once, not once a try
+    not_cached: set[tuple[str, int]] = set()
+
     def lengths(script: compose.Script, ratio: float) -> tuple[dict, set]:
         keys = list(dict.fromkeys((s.text, s.rate_wpm) for s in script.says()))
-        clips, missing = speech.cached(keys, engine, voice, cache_dir)
-        frames = {key: len(clip) for key, clip in clips.items()}
-        frames.update({key: estimate_frames(key[0], key[1], ratio) for key in missing})
-        return frames, set(missing)
+        new = [key for key in keys if key not in cached_frames and key not in not_cached]
+        if new:
+            clips, missing = speech.cached(new, engine, voice, cache_dir)
+            cached_frames.update({key: len(clip) for key, clip in clips.items()})
+            not_cached.update(missing)
+        frames = {key: cached_frames[key] if key in cached_frames else estimate_frames(key[0], key[1], ratio)
+                  for key in keys}
+        return frames, {key for key in keys if key in not_cached}
 
     def measure(candidate: routine.Routine) -> int:
         script = compose.compose(candidate)

@@ -57,7 +57,7 @@ def prepare(source: str | routine.Routine, profile: personalise.Profile | None =
     `source` is a routine file or preset name, or a routine a batch worker was sent already loaded.
     With `journal_use`, the journal's verdicts shape the track (unless the settings say `journal:
     false`, when it is not even read). A target length is fitted against real timelines: each try
-    is composed, spoken and placed (`guided_ms`), so the length holds in the MP3.
+    is composed, spoken and placed (`guided_ms_measure`), so the length holds in the MP3.
     """
     r = source if isinstance(source, routine.Routine) else routine.load(source)
     profile = profile or personalise.Profile()
@@ -67,13 +67,24 @@ def prepare(source: str | routine.Routine, profile: personalise.Profile | None =
         if journal_use.record:  # a foreign or read-only journal is reported before minutes of work, not after
             journal.open_journal(path).close()
         verdicts = journal.verdicts_at(path)
-    return personalise.personalise(r, profile, guided_ms, verdicts)
+    return personalise.personalise(r, profile, guided_ms_measure(), verdicts)
 
 
-def guided_ms(r: routine.Routine) -> int:
-    """The length of the guided part (up to the end of the closing words), from the placed timeline."""
-    tl = plan(r).timeline
-    return int(tl.ms(tl.end_frame))
+def guided_ms_measure(cache_dir: Path | None = None) -> Callable[[routine.Routine], int]:
+    """The length of a routine's guided part (up to the end of the closing words), from its placed
+    timeline, for the many tries of one length fit: each phrase's clip is read from the cache (or
+    spoken) once, on the first try that says it, not again on every try."""
+    frames: dict[tuple[str, int], int] = {}
+
+    def guided_ms(r: routine.Routine) -> int:
+        script = compose.compose(r)
+        new = [s for s in script.says() if (s.text, s.rate_wpm) not in frames]
+        if new:  # speech.speak asks for each (text, rate) once, naming its first line if it fails
+            frames.update({key: len(clip) for key, clip in speak_says(new, r, cache_dir).items()})
+        tl = timeline.place(script, frames, SAMPLE_RATE, ambient.chime_frames())
+        return int(tl.ms(tl.end_frame))
+
+    return guided_ms
 
 
 def plan(r: routine.Routine, changes: list[str] | None = None, *, cache_dir: Path | None = None,
@@ -89,11 +100,22 @@ def plan(r: routine.Routine, changes: list[str] | None = None, *, cache_dir: Pat
 def speak(script: compose.Script, r: routine.Routine, cache_dir: Path | None = None,
           on_synth: Callable[[int], None] | None = None) -> speech.Clips:
     """Every cue of the script as a clip, from the cache or the routine's engine and voice."""
+    return speak_says(script.says(), r, cache_dir, on_synth)
+
+
+def speak_says(says: list[compose.Say], r: routine.Routine, cache_dir: Path | None = None,
+               on_synth: Callable[[int], None] | None = None) -> speech.Clips:
+    """These cues as clips, from the cache or the routine's engine and voice."""
+    engine, voice = engine_and_voice(r)
+    requests = [speech.Request(s.text, s.rate_wpm, s.line) for s in says]
+    return speech.speak(requests, engine, voice, routine_path=r.path, cache_dir=cache_dir, on_synth=on_synth)
+
+
+def engine_and_voice(r: routine.Routine) -> tuple[speech.Engine, str]:
+    """The routine's speech engine, checked, and the voice id it resolves the routine's voice to."""
     engine = speech.get_engine(r.settings.voice.engine)
     engine.check()
-    voice = speech.resolve_voice(engine, r.settings.voice.voice)
-    requests = [speech.Request(s.text, s.rate_wpm, s.line) for s in script.says()]
-    return speech.speak(requests, engine, voice, routine_path=r.path, cache_dir=cache_dir, on_synth=on_synth)
+    return engine, speech.resolve_voice(engine, r.settings.voice.voice)
 
 
 def mix_for(r: routine.Routine, loudness_lufs: float = settings.default("loudness")) -> Mix:
@@ -157,9 +179,7 @@ def cue_sheet(p: Plan) -> dict:
 def supply(script: compose.Script, r: routine.Routine, cache_dir: Path | None,
            on_clip: Callable[[int, int], None] | None = None) -> speech.Supply:
     """The build's clips as they are made: cached ones at once, missing ones in script order (see render)."""
-    engine = speech.get_engine(r.settings.voice.engine)
-    engine.check()
-    voice = speech.resolve_voice(engine, r.settings.voice.voice)
+    engine, voice = engine_and_voice(r)
     requests = [speech.Request(s.text, s.rate_wpm, s.line) for s in script.says()]
     return speech.Supply(requests, engine, voice, routine_path=r.path, cache_dir=cache_dir, streaming=True,
                          on_clip=on_clip)
