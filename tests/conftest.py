@@ -31,6 +31,20 @@ def shared_cache(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("cache")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def isolated_run(shared_cache, tmp_path_factory):
+    """The same isolation for the whole run, so module-scoped fixtures (set up before isolated_env)
+    never touch the user's real cache, profile or journal either."""
+    home = tmp_path_factory.mktemp("home")
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("WINDOWN_CACHE_DIR", str(shared_cache))
+        env.setenv("XDG_CONFIG_HOME", str(home / "config"))
+        env.setenv("XDG_DATA_HOME", str(home / "data"))
+        env.delenv("WINDOWN_JOURNAL", raising=False)
+        env.setenv("NO_COLOR", "1")
+        yield
+
+
 @pytest.fixture(autouse=True)
 def isolated_env(shared_cache, tmp_path, monkeypatch):
     """No test reads or writes the user's real cache, profile or journal."""
