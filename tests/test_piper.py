@@ -331,12 +331,41 @@ def test_the_voice_is_prepared_once_with_its_weights_in_a_shared_file(spoken):
 
     models = clip_cache.cache_dir() / "piper" / "models"  # voices are prepared in the main cache
     bundled = piper.find_voice(piper.DEFAULT_VOICE).model
-    prepared = models / f"{piper.file_digest(bundled)[:24]}-ext.onnx"
+    prepared = piper.prepared_path(bundled)
+    assert prepared.parent == models
     data = Path(str(prepared) + ".data")
     # the graph alone is small; the weights (the voice is 63 MB) are in the file ONNX Runtime maps
     assert prepared.stat().st_size < 5 * 2**20 and data.stat().st_size > 50 * 2**20
-    assert prepared.stat().st_size + data.stat().st_size > bundled.stat().st_size  # all of it, and the timings
+    assert data.stat().st_size > 0.98 * bundled.stat().st_size  # all the weights
+    import onnx
+
+    outputs = [o.name for o in onnx.load(str(prepared), load_external_data=False).graph.output]
+    assert len(outputs) == 2  # the audio, and the phoneme durations word timings come from
     assert not [p for p in models.iterdir() if p.suffix == ".part" or p.is_dir()]  # nothing half-written
+
+
+def test_the_prepared_voice_runs_its_convolutions_in_2d_and_says_exactly_what_the_voice_file_says(spoken):
+    import onnx
+    from piper import PiperVoice, SynthesisConfig
+
+    bundled = piper.find_voice(piper.DEFAULT_VOICE)
+    prepared = piper.prepared_path(bundled.model)
+    graph = onnx.load(str(prepared), load_external_data=False).graph
+    ranks = {w.name: len(w.dims) for w in graph.initializer}
+    convs = [ranks.get(n.input[1]) for n in graph.node if n.op_type == "Conv"]
+    assert convs.count(4) > 50  # the decoder's and the flow's convolutions
+    assert convs.count(3) <= 2  # only those to fewer than MIN_2D_OUT_CHANNELS channels are left in 1-D
+
+    def say(model: Path) -> np.ndarray:
+        voice = PiperVoice.load(model, config_path=bundled.config)
+        still = SynthesisConfig(length_scale=1.5, noise_scale=0.0, noise_w_scale=0.0, normalize_audio=False)
+        return np.concatenate([c.audio_float_array for c in voice.synthesize("Let your knees fall to the left.",
+                                                                             syn_config=still)])
+
+    before, after = say(bundled.model), say(prepared)
+    assert len(before) == len(after) > 22050  # a second of speech at the voice's rate
+    error_db = 20 * np.log10(np.sqrt(np.mean((after - before) ** 2)) / np.sqrt(np.mean(before ** 2)))
+    assert error_db < -80  # float rounding, not another voice
 
 
 # -- a cold build renders while its clips are still being spoken (speed, issue 10) ------------------------

@@ -131,7 +131,7 @@ class PiperEngine:
 
     def _run(self, phrases: list[tuple[str, int]], voice: str, out_dir: Path, order):
         found = find_voice(voice)
-        model = aligned_model(found)
+        model = prepared_model(found)
         workers = min(default_workers(), len(phrases)) or 1
         context = multiprocessing.get_context("spawn")
         pool = concurrent.futures.ProcessPoolExecutor(workers, mp_context=context, initializer=piper_worker.init,
@@ -329,16 +329,25 @@ def load_error(found: VoiceFile, message: str) -> UserError:
 # -- the model with alignments, and the rate calibration -------------------------------------------------
 
 
-def aligned_model(found: VoiceFile) -> Path:
-    """The voice patched to report phoneme durations (for word timings), made once and cached by hash."""
-    # "-ext": the weights are in `<name>.data` beside it, shared between workers (see patch_for_alignments)
-    out = clip_cache.cache_dir() / "piper" / "models" / f"{file_digest(found.model)[:24]}-ext.onnx"
+# Part of a prepared voice's file name: bump when piper_worker.prepare_voice writes something else,
+# so every voice is prepared again (2: 1-D convolutions as 2-D).
+PREPARED_VERSION = 2
+
+
+def prepared_path(model: Path) -> Path:
+    """Where the prepared copy of a voice file goes (its weights in `<name>.data` beside it)."""
+    return clip_cache.cache_dir() / "piper" / "models" / f"{file_digest(model)[:24]}-v{PREPARED_VERSION}.onnx"
+
+
+def prepared_model(found: VoiceFile) -> Path:
+    """The voice as workers load it (see piper_worker.prepare_voice), made once per voice file."""
+    out = prepared_path(found.model)
     if out.is_file():
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
     context = multiprocessing.get_context("spawn")
     with concurrent.futures.ProcessPoolExecutor(1, mp_context=context) as pool:
-        answer = pool.submit(piper_worker.patch_for_alignments, str(found.model), str(out)).result()
+        answer = pool.submit(piper_worker.prepare_voice, str(found.model), str(out)).result()
     if not answer["ok"]:
         raise load_error(found, answer["load_error"])
     return out
