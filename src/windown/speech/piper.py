@@ -330,8 +330,8 @@ def load_error(found: VoiceFile, message: str) -> UserError:
 
 
 # Part of a prepared voice's file name: bump when piper_worker.prepare_voice writes something else,
-# so every voice is prepared again (2: 1-D convolutions as 2-D).
-PREPARED_VERSION = 2
+# so every voice is prepared again (3: the decoder's 1-D convolutions as 2-D).
+PREPARED_VERSION = 3
 
 
 def prepared_path(model: Path) -> Path:

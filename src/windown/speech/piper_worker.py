@@ -11,7 +11,7 @@ at its first and last word (from Piper's phoneme alignments), which also removes
 or breath Piper sometimes adds after a final full stop, then DC-free and faded at both ends. A long
 sentence is said in pieces split at its commas, with Piper's own comma gap between them, which keeps
 a worker's memory small (MAX_PIECE_PHONEME_SCALE); the voice's weights are mapped from one file
-that every worker shares (prepare_voice), its 1-D convolutions run as 2-D ones, which ONNX Runtime
+that every worker shares (prepare_voice), its decoder's 1-D convolutions run as 2-D ones, which ONNX Runtime
 does faster (convolutions_as_2d).
 """
 
@@ -339,7 +339,7 @@ def measure_speech_s(text: str, length_scale: float, noise_scale: float, noise_w
 
 def prepare_voice(model_path: str, out_path: str) -> dict:
     """Write the copy of a voice that workers load, once per voice: Piper's patch that also outputs
-    phoneme durations (for word timings), and 1-D convolutions run as 2-D ones (convolutions_as_2d).
+    phoneme durations (for word timings), and the decoder's 1-D convolutions run as 2-D ones (convolutions_as_2d).
 
     The weights go to `<out>.data` beside it (ONNX external data): ONNX Runtime then maps that file
     into memory instead of copying it, so every worker shares one copy of the 62 MB of weights (it
@@ -368,20 +368,23 @@ def prepare_voice(model_path: str, out_path: str) -> dict:
         return {"ok": False, "load_error": f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"}
 
 
-# A 1-D Conv whose output has at least this many channels is rewritten as a 2-D Conv of height 1.
+# A 1-D Conv of the decoder whose output has at least this many channels is rewritten as a 2-D Conv.
 MIN_2D_OUT_CHANNELS = 8
+DECODER = "/dec/"  # the HiFi-GAN decoder's node names in Piper's exports (torch module `dec`)
 
 
 def convolutions_as_2d(model) -> int:
-    """Rewrite each 1-D convolution as the same convolution in 2-D, over a height of 1 (Unsqueeze,
-    Conv, Squeeze); return how many were rewritten. The numbers are the same (measured: the voice's
-    audio differs by -94 dB, float rounding), but ONNX Runtime runs 2-D convolutions in its blocked
-    NCHWc layout, and for 1-D ones it does not. Piper's voices are almost all 1-D convolutions (the
-    HiFi-GAN decoder is 3/4 of the work), so this is where synthesis time goes: measured on one worker
-    (40 phrases of bedtime-lower-back, 140 s of speech at scale 2.0) 0.080 CPU-s per second of speech
-    before, 0.070 after. Left as they are: ConvTranspose (no NCHWc kernel: rewriting it measured no
-    faster) and a Conv to fewer than MIN_2D_OUT_CHANNELS channels (the final one to audio measured
-    slower in 2-D)."""
+    """Rewrite each 1-D convolution of the decoder as the same convolution in 2-D, over a height of 1
+    (Unsqueeze, Conv, Squeeze); return how many were rewritten. The numbers are the same (measured: the
+    voice's audio differs by -94 dB, float rounding), but ONNX Runtime runs 2-D convolutions in its
+    blocked NCHWc layout, and 1-D ones without it. The decoder, which makes the audio samples, is 3/4
+    of a voice's work: measured on one worker (40 phrases of bedtime-lower-back, 140 s of speech at
+    scale 2.0) 0.080 CPU-s per second of speech before, 0.070 after. Left as they are: the text
+    encoder's and the flow's convolutions (rewritten too, they measured no faster, and each worker
+    then holds its own NCHWc copy of their 50 MB of weights instead of sharing the mapped file: the
+    decoder's are 4 MB), ConvTranspose (no NCHWc kernel) and a Conv to fewer than
+    MIN_2D_OUT_CHANNELS channels (the last one, to audio, measured slower in 2-D). A voice whose
+    nodes are named otherwise is left as it is."""
     import numpy
     from onnx import helper, numpy_helper
 
@@ -390,7 +393,8 @@ def convolutions_as_2d(model) -> int:
     axes = "windown_height_axis"
     nodes, count = [], 0
     for node in graph.node:
-        weight = weights.get(node.input[1]) if node.op_type == "Conv" and len(node.input) > 1 else None
+        decoder_conv = node.op_type == "Conv" and node.name.startswith(DECODER) and len(node.input) > 1
+        weight = weights.get(node.input[1]) if decoder_conv else None
         w = numpy_helper.to_array(weight) if weight is not None else None
         if w is None or w.ndim != 3 or w.shape[0] < MIN_2D_OUT_CHANNELS:
             nodes.append(node)
