@@ -102,6 +102,7 @@ class Meter:
         self.pending = np.zeros((channels, 0), dtype=np.float32)  # squares of an unfinished sub-block
         self.energies: list[np.ndarray] = []  # (sub-blocks, channels) sums of squares
         self.peak = 0.0
+        self.start_offset = 0  # frames of an unfinished sub-block before this meter's first (see after)
 
     def add(self, block: np.ndarray) -> None:
         if block.ndim == 1:
@@ -122,6 +123,38 @@ class Meter:
             sums = squares[:, : whole * self.hop].reshape(self.channels, whole, self.hop).sum(axis=2, dtype=np.float64)
             self.energies.append(sums.T)
         self.pending = squares[:, whole * self.hop:].copy()
+
+    def after(self, start_frame: int, lead: np.ndarray) -> "Meter":
+        """A meter for the same stream from `start_frame` on, measured apart (by a second encoder's
+        feed) and handed back to `absorb`. `lead` is the stream's frames just before `start_frame`
+        (at least the filter's length), which the K-weighting filter still hears."""
+        later = Meter(self.sample_rate, self.channels)
+        if lead.ndim == 1:
+            lead = lead[:, None]
+        taps = later.carry.shape[1]
+        if len(lead) < taps:
+            raise ValueError(f"the lead-in must be at least {taps} frames")
+        filtered = k_filter_rows(np.ascontiguousarray(lead[-taps:].T), self.sample_rate)
+        later.carry = filtered[:, taps:2 * taps].copy()
+        # its 100 ms sub-blocks keep the stream's grid: the first is this meter's unfinished one, completed
+        # by the frames before start_frame (see absorb)
+        later.start_offset = start_frame % self.hop
+        later.pending = np.zeros((self.channels, later.start_offset), dtype=np.float32)
+        return later
+
+    def absorb(self, later: "Meter") -> None:
+        """Take the measurements of `later` (made by `after` at the frame where this meter stopped)."""
+        held = self.pending.shape[1]
+        if held != later.start_offset:
+            raise ValueError("the later meter does not start where this one stopped")
+        if later.energies:  # this meter's unfinished sub-block is the later one's first
+            first = later.energies[0].copy()
+            first[0] += self.pending.sum(axis=1, dtype=np.float64)
+            self.energies.extend([first, *later.energies[1:]])
+            self.pending = later.pending
+        else:
+            self.pending = np.concatenate([self.pending, later.pending[:, held:]], axis=1)
+        self.peak = max(self.peak, later.peak)
 
     def metered(self, blocks: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
         """`blocks` passed on unchanged, each measured on its way (to the encoder)."""
