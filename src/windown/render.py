@@ -227,17 +227,25 @@ class Renderer:
             gain = self.chime_gain * 10 ** (e.gain_db / 20)
             out[s - a:s - a + len(piece)] += piece * np.float32(gain)
 
-    def blocks(self, on_progress: Callable[[int, int], None] | None = None) -> Iterator[np.ndarray]:
+    def blocks(self, on_progress: Callable[[int, int], None] | None = None, *, start_frame: int = 0,
+               stop_frame: int | None = None, releases: bool = True) -> Iterator[np.ndarray]:
         """The finished track, block by block: mixed, master gain, limited, final second silent.
 
         With a placer, each block first places the timeline as far as it can reach (waiting for the
-        clips it needs), so the first blocks go to the encoder while later clips are still being made."""
-        a = 0
-        while self.total_frames is None or a < self.total_frames:
+        clips it needs), so the first blocks go to the encoder while later clips are still being made.
+        `start_frame` and `stop_frame` give a part of the track (for a second encoder: export.Split);
+        only the pass that goes through in order `releases` the clips behind it."""
+        a = start_frame
+
+        def stop() -> int | None:
+            return self.total_frames if stop_frame is None or self.total_frames is None \
+                else min(stop_frame, self.total_frames)
+
+        while stop() is None or a < stop():
             self.reach(a + BLOCK_FRAMES + self.reach_frames)
-            if self.total_frames is not None and a >= self.total_frames:
+            if stop() is not None and a >= stop():
                 break
-            b = a + BLOCK_FRAMES if self.total_frames is None else min(self.total_frames, a + BLOCK_FRAMES)
+            b = a + BLOCK_FRAMES if stop() is None else min(stop(), a + BLOCK_FRAMES)
             wide = self.mix_range(a - self.halo, b + self.halo)
             block = wide[self.halo:self.halo + (b - a)]
             if np.abs(wide).max(initial=0.0) > self.ceiling:  # rare: most blocks need no limiting at all
@@ -249,11 +257,15 @@ class Renderer:
                 if b > silent_from:
                     block[max(0, silent_from - a):] = 0.0
             if on_progress:
-                total = self.total_frames or max(b + 1, self.estimated_total_frames or 0)
-                on_progress(b, total)
+                on_progress(b, self.progress_total(b))
             yield block
-            self.release_finished(b - self.halo)
+            if releases:
+                self.release_finished(b - self.halo)
             a = b
+
+    def progress_total(self, done_frames: int) -> int:
+        """The track's length for a progress bar: exact once known, else the estimate (or more)."""
+        return self.total_frames or max(done_frames + 1, self.estimated_total_frames or 0)
 
     def release_finished(self, frame: int) -> None:
         """Hand back every clip whose cues are all placed and all end before `frame` (no later block reads it)."""
