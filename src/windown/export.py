@@ -23,13 +23,14 @@ import struct
 import subprocess
 import tempfile
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Callable, Iterable, Iterator
 
 import numpy as np
 
-from windown import atomic
+from windown import atomic, loudness, mp3join
 from windown.errors import BuildError, MissingToolError, UserError
 from windown.timeline import Timeline
 
@@ -93,25 +94,67 @@ def _tool(name: str) -> str:
 
 # --- the MP3 -------------------------------------------------------------------------------------
 
+@dataclass
+class Split:
+    """How to encode the rest of a track in two halves at once once its length is known (mp3join).
+
+    `total_frames` is None until the length is known; `blocks(start, stop)` renders frames start..stop
+    (a second pass, beside the one `encode_mp3` is given). A VBR stereo encode (the default) is split
+    when at least SPLIT_MIN_S of it is left: ffmpeg encodes on one core, so a cold build's sleep tail,
+    which can only be mixed once the last clip is placed, otherwise runs on one core after the speech."""
+
+    total_frames: Callable[[], int | None]
+    blocks: Callable[[int, int], Iterator[np.ndarray]]
+
+
+SPLIT_MIN_S = 60  # shorter rests stay with one encoder: a second ffmpeg and the join cost about 0.2 s
+
+
 def encode_mp3(blocks: Iterable[np.ndarray], target: Path, *, sample_rate: int, tags: dict[str, str],
-               chapters: list[Chapter] | Callable[[], list[Chapter]], encoding: Encoding = Encoding()) -> int:
+               chapters: list[Chapter] | Callable[[], list[Chapter]], encoding: Encoding = Encoding(),
+               split: Split | None = None, meter: loudness.Meter | None = None,
+               on_progress: Callable[[int], None] | None = None) -> int:
     """Encode float32 (frames, 2) blocks into `target`; return the MP3's size in bytes.
 
     Memory stays flat at any length: each block goes straight down ffmpeg's stdin. An existing target
     is replaced only by a complete, successful encode; on any error or Ctrl-C ffmpeg is stopped and
     every temporary file removed before the exception goes on. `chapters` may be a function, called
-    once the blocks are all encoded (a cold build knows its chapters only then).
+    once the blocks are all encoded (a cold build knows its chapters only then). `meter` measures
+    every frame once, in either half of a split encode; `on_progress` hears the frames encoded so far.
     """
     target = Path(target)
     ffmpeg = ffmpeg_path()
     quality_args = encoding.ffmpeg_args()
     tag = None if callable(chapters) else id3_tag(tags, chapters)  # bad chapters are refused before any work
+    if encoding.quality is None or encoding.mono:
+        split = None  # the join decodes exactly as one encode only for VBR stereo (see mp3join)
     try:
-        with atomic.replacing(target) as temp, _scratch_file(target, ".mp3") as frames:
+        with atomic.replacing(target) as temp, _scratch_file(target, ".mp3") as frames, \
+                _scratch_file(target, ".second.mp3") as second, _scratch_file(target, ".joined.mp3") as joined:
             command = [ffmpeg, "-hide_banner", "-loglevel", "error", "-y",
                        "-f", "f32le", "-ar", str(sample_rate), "-ac", "2", "-i", "pipe:0",
-                       "-c:a", "libmp3lame", *quality_args, "-id3v2_version", "0", "-f", "mp3", str(frames)]
-            _run_encoder(command, blocks, target)
+                       "-c:a", "libmp3lame", *quality_args, "-id3v2_version", "0", "-f", "mp3"]
+            first = _Encoder([*command, str(frames)], target)
+            try:
+                position = 0
+                blocks = iter(blocks)
+                for block in blocks:
+                    first.put(block)
+                    if meter:
+                        meter.add(block)
+                    position += len(block)
+                    if on_progress:
+                        on_progress(position)
+                    if split is not None and (plan := _split_plan(split, position, sample_rate)):
+                        _encode_halves(first, blocks, position, plan, split, meter, on_progress,
+                                       _Encoder([*command[:-2], "-reservoir", "0", *command[-2:], str(second)], target))
+                        mp3join.join(frames, second, *plan, joined, ffmpeg)
+                        frames = joined
+                        break
+                else:
+                    first.finish()
+            finally:
+                first.close()
             if tag is None:
                 tag = id3_tag(tags, chapters())
             with open(temp, "wb") as out, open(frames, "rb") as audio:
@@ -126,39 +169,142 @@ def encode_mp3(blocks: Iterable[np.ndarray], target: Path, *, sample_rate: int, 
         raise
 
 
-def _run_encoder(command: list[str], blocks: Iterable[np.ndarray], target: Path) -> None:
-    """Feed the blocks to ffmpeg and wait for it; on any failure stop and reap it, then re-raise.
+def _split_plan(split: Split, position: int, sample_rate: int) -> tuple[int, int] | None:
+    """(join frame, the second encoder's first frame) to split the rest at its middle, or None."""
+    total = split.total_frames()
+    if total is None or total - position < SPLIT_MIN_S * sample_rate:
+        return None
+    unit = mp3join.SAMPLES_PER_FRAME
+    join = (position + total) // 2 // unit * unit
+    return join, join - mp3join.PREROLL_FRAMES * unit
+
+
+def _encode_halves(first: "_Encoder", rest: Iterator[np.ndarray], position: int, plan: tuple[int, int],
+                   split: Split, meter: loudness.Meter | None, on_progress: Callable[[int], None] | None,
+                   second: "_Encoder") -> None:
+    """Feed `first` the rest of its pass up to just past the join, and `second` from just before the
+    join to the end, a block to whichever has room. The meter hears each frame once: the first pass's
+    up to the join, the second's from it (its frames before the join prime the meter's filter)."""
+    join, second_start = plan
+    first_blocks: Iterator[np.ndarray] | None = _cut(rest, position, join + mp3join.POSTROLL_FRAMES
+                                                      * mp3join.SAMPLES_PER_FRAME)
+    second_blocks: Iterator[np.ndarray] | None = split.blocks(second_start, split.total_frames())
+    first_at, second_at = position, second_start
+    later = None
+    try:
+        while first_blocks is not None or second_blocks is not None:
+            fed = False
+            if first_blocks is not None and first.has_room():
+                block = next(first_blocks, None)
+                if block is None:
+                    first.end()
+                    first_blocks = None
+                else:
+                    first.put(block)
+                    if meter is not None:
+                        meter.add(block[:max(0, join - first_at)])
+                    first_at += len(block)
+                    fed = True
+            if second_blocks is not None and second.has_room():
+                block = next(second_blocks, None)
+                if block is None:
+                    second.end()
+                    second_blocks = None
+                else:
+                    second.put(block)
+                    if meter is not None:
+                        lead = max(0, join - second_at)
+                        if later is None:
+                            later = meter.after(join, block[:lead])
+                        later.add(block[lead:])
+                    second_at += len(block)
+                    fed = True
+            if on_progress:
+                on_progress(min(first_at, join) + max(0, second_at - join))
+            if not fed:
+                time.sleep(0.005)  # both encoders' queues are full
+        first.wait()
+        second.wait()
+        if later is not None:
+            meter.absorb(later)
+    finally:
+        second.close()
+
+
+def _cut(blocks: Iterator[np.ndarray], position: int, stop: int) -> Iterator[np.ndarray]:
+    """The blocks from `position` on, cut at frame `stop` (the pass is then closed: it renders no more)."""
+    try:
+        for block in blocks:
+            if position >= stop:
+                break
+            yield block[:stop - position]
+            position += len(block)
+    finally:
+        if hasattr(blocks, "close"):
+            blocks.close()
+
+
+class _Encoder:
+    """One ffmpeg writing MP3 frames to a file from the PCM on its stdin (fed on a thread: _PipeWriter).
 
     start_new_session puts ffmpeg outside the terminal's process group, so Ctrl-C reaches only us
-    and we decide how ffmpeg ends.
-    """
-    process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE, start_new_session=True)
-    stderr = _StderrTail(process.stderr)
-    writer = _PipeWriter(process.stdin)
-    try:
+    and we decide how ffmpeg ends."""
+
+    def __init__(self, command: list[str], target: Path):
+        self.target = target
+        self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.PIPE, start_new_session=True)
+        self.stderr = _StderrTail(self.process.stderr)
+        self.writer = _PipeWriter(self.process.stdin)
+        self.finished = False
+
+    def has_room(self) -> bool:
+        return not self.writer.queue.full()
+
+    def put(self, block: np.ndarray) -> None:
         try:
-            for block in blocks:
-                writer.put(_pcm_bytes(block))
-            writer.finish()
+            self.writer.put(_pcm_bytes(block))
         except BrokenPipeError:  # ffmpeg died; its stderr says why
-            process.wait()
-            stderr.join()
-            raise _encoder_failure(stderr.lines, target, process.returncode) from None
-        returncode = process.wait()
-        stderr.join()
+            self.process.wait()
+            self.stderr.join()
+            raise _encoder_failure(self.stderr.lines, self.target, self.process.returncode) from None
+
+    def end(self) -> None:
+        """No more PCM: ffmpeg finishes once it has encoded what it was given."""
+        try:
+            self.writer.put(None)
+        except BrokenPipeError:
+            self.process.wait()
+            self.stderr.join()
+            raise _encoder_failure(self.stderr.lines, self.target, self.process.returncode) from None
+
+    def wait(self) -> None:
+        """Wait for ffmpeg to finish; a failure is one BuildError saying why."""
+        self.writer.join()
+        if self.writer.error is not None:
+            self.process.wait()
+            self.stderr.join()
+            raise _encoder_failure(self.stderr.lines, self.target, self.process.returncode)
+        returncode = self.process.wait()
+        self.stderr.join()
         if returncode != 0:
-            raise _encoder_failure(stderr.lines, target, returncode)
-    except BaseException:
-        writer.abort()
-        _stop(process)
-        raise
-    finally:
-        if process.poll() is None:  # only if a second Ctrl-C cut _stop short
-            process.kill()
-            process.wait()
-        stderr.join()
-        process.stderr.close()
+            raise _encoder_failure(self.stderr.lines, self.target, returncode)
+        self.finished = True
+
+    def finish(self) -> None:
+        self.end()
+        self.wait()
+
+    def close(self) -> None:
+        """Whatever happened: stop ffmpeg unless it finished, and reap it."""
+        if not self.finished:
+            self.writer.abort()
+            _stop(self.process)
+        if self.process.poll() is None:  # only if a second Ctrl-C cut _stop short
+            self.process.kill()
+            self.process.wait()
+        self.stderr.join()
+        self.process.stderr.close()
 
 
 class _PipeWriter(threading.Thread):
@@ -404,11 +550,14 @@ def track_tags(title: str) -> dict[str, str]:
 
 
 def write_track(blocks: Iterable[np.ndarray], out: Path, *, title: str, timeline: Timeline,
-                total_frames: int | Callable[[], int], words: dict, settings: dict, encoding: Encoding) -> Written:
+                total_frames: int | Callable[[], int], words: dict, settings: dict, encoding: Encoding,
+                split: Split | None = None, meter: loudness.Meter | None = None,
+                on_progress: Callable[[int], None] | None = None) -> Written:
     """The MP3 (tags and chapters) from the rendered blocks, then its transcripts and cue sheet.
 
     A cold build places its timeline while the blocks stream (see render.Renderer): `timeline`, `words`
-    and `total_frames` (then a function) are read only once the last block has gone to the encoder."""
+    and `total_frames` (then a function) are read only once the last block has gone to the encoder.
+    `split`, `meter` and `on_progress` go to encode_mp3."""
     rate = timeline.sample_rate
 
     def frames() -> int:
@@ -418,7 +567,8 @@ def write_track(blocks: Iterable[np.ndarray], out: Path, *, title: str, timeline
         return chapter_list(timeline, frame_ms(frames(), rate))
 
     size = encode_mp3(blocks, out, sample_rate=rate, tags=track_tags(title),
-                      chapters=chapters if callable(total_frames) else chapters(), encoding=encoding)
+                      chapters=chapters if callable(total_frames) else chapters(), encoding=encoding,
+                      split=split, meter=meter, on_progress=on_progress)
     sheet = track_sheet(timeline, frames(), title=title, words=words, settings=settings)
     return Written(out, write_sidecars(out, sheet), frame_ms(frames(), rate) / 1000, size)
 

@@ -136,11 +136,17 @@ def safe_name(name: str) -> str:
 def build(source: str | routine.Routine, out: str | os.PathLike | None = None, *, profile: personalise.Profile | None = None,
           journal_use: JournalUse | None = None, loudness_lufs: float = settings.default("loudness"),
           encoding: export.Encoding = export.Encoding.choose(), cache_dir: Path | None = None,
-          on_progress: Callable[[str, int, int], None] | None = None, measure: bool = True) -> Result:
+          on_progress: Callable[[str, int, int], None] | None = None, measure: bool = True,
+          split: bool = True) -> Result:
     """Build one MP3 and its sidecars, stage by stage. Nothing is written unless every stage succeeds.
 
     `measure` meters the mix as it streams (BS.1770 loudness and sample peak, for the summary line).
     It costs about a tenth of a build's CPU; batch jobs, which report no loudness, turn it off.
+    `split` lets a cold build's rest of the track (the sleep tail, mostly), once its length is known,
+    go to two encoders at once (export.Split); batch jobs, which already keep every core busy, turn it
+    off. A warm build knows its length from the start and keeps one encoder: it runs at the encoder's
+    own pace already, and the half after a join is encoded without LAME's bit reservoir, about 12%
+    more bytes for it (measured on bedtime-lower-back)
     The caller records the night in the journal (`journal.session_of(result)`), where the track lands.
     `out` is a file (`.mp3` added when it has no extension) or a folder for `<name>.mp3` (export.output_file).
     """
@@ -157,10 +163,13 @@ def build(source: str | routine.Routine, out: str | os.PathLike | None = None, *
     meter = loudness.Meter(SAMPLE_RATE, 2) if measure else None
     with supply(script, r, cache_dir, lambda done, total: progress("speech", done, total)) as clips:  # speak
         renderer = renderer_for(script, clips, bed, mix)                                     # place, render
-        blocks = renderer.blocks(lambda done, total: progress("render", done, total))
-        written = export.write_track(meter.metered(blocks) if meter else blocks, out, title=r.title,  # export
-                                     timeline=renderer.timeline, total_frames=lambda: renderer.total_frames,
-                                     words=clips.words, settings=settings_summary(r, clips, mix), encoding=encoding)
+        halves = export.Split(lambda: renderer.total_frames,
+                              lambda start, stop: renderer.blocks(start_frame=start, stop_frame=stop, releases=False))
+        written = export.write_track(renderer.blocks(), out, title=r.title, timeline=renderer.timeline,  # export
+                                     total_frames=lambda: renderer.total_frames, words=clips.words,
+                                     settings=settings_summary(r, clips, mix), encoding=encoding,
+                                     split=halves if split and renderer.placer is not None else None, meter=meter,
+                                     on_progress=lambda done: progress("render", done, renderer.progress_total(done)))
         clips.finish()  # every clip was used, so all are made: now they go into the cache
     tl = renderer.timeline
     return Result(r, changes, written.mp3, written.sidecars, written.duration_s, tl.speech_end_frame / SAMPLE_RATE,

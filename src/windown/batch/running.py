@@ -84,7 +84,8 @@ def build_task(task: Task) -> dict:
             # a shelf is built as written: the journal records what was built but adapts nothing
             result = pipeline.build(task.routine, Path(tmp) / f"{task.stem}.mp3", profile=profile,
                                     loudness_lufs=task.loudness_lufs, encoding=encoding,
-                                    measure=False)  # the shelf's table shows no loudness: skip the meter
+                                    measure=False,  # the shelf's table shows no loudness: skip the meter
+                                    split=False)  # the jobs share the cores among them (-j), not an encode
             files = {p.suffix: p.read_bytes() for p in (result.mp3, *result.sidecars)}
         return {"ok": True, "files": files, "title": result.routine.title, "duration_s": result.duration_s,
                 "synthesised": result.synthesised,
