@@ -11,6 +11,7 @@ import json
 import os
 import re
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Protocol
@@ -196,6 +197,8 @@ class Supply(Clips):
         self._tmp: tempfile.TemporaryDirectory | None = None
         self._results = None
         self._staged: dict[tuple[str, int], Path] = {}  # made clips kept on disk until they are cached
+        self._caching: threading.Thread | None = None
+        self._caching_error: BaseException | None = None
 
     @property
     def complete(self) -> bool:
@@ -222,6 +225,8 @@ class Supply(Clips):
                 self._results.close()  # a generator's close stops the engine's workers
         finally:
             self._results = None
+            if self._caching is not None:  # its clips are read from the scratch folder removed below
+                self._caching.join()
             if self._tmp is not None:
                 self._tmp.cleanup()
                 self._tmp = None
@@ -248,9 +253,30 @@ class Supply(Clips):
         return len(self.clip(key))
 
     def finish(self) -> None:
-        """Wait for every missing clip, then write them all to the cache."""
+        """Wait for every missing clip, then for all of them to be in the cache."""
         while not self.complete:
             self._take_next()
+        if self._caching is None:
+            self._cache_made()
+        else:
+            self._caching.join()
+            if self._caching_error is not None:
+                raise self._caching_error
+        self.missing = {}
+
+    def _cache_in_background(self) -> None:
+        """Every clip is made: cache them on a thread while the renderer goes on (a cold build's
+        sleep tail is still being encoded), instead of after the last block; finish() waits for it."""
+        def cache() -> None:
+            try:
+                self._cache_made()
+            except BaseException as exc:  # said by finish(), in the build's own thread
+                self._caching_error = exc
+
+        self._caching = threading.Thread(target=cache, name="windown-clip-cache", daemon=True)
+        self._caching.start()
+
+    def _cache_made(self) -> None:
         for key, path in self.missing.items():
             clip = self[key]
             if key not in self.energies:  # the same steps a warm build reads back, so both predict alike
@@ -259,7 +285,6 @@ class Supply(Clips):
                 clip_cache.write_words(path, self.words[key])
             clip_cache.write_energy(path, self.energies[key])
             clip_cache.write(path, clip)
-        self.missing = {}
 
     def estimated_frames(self, key: tuple[str, int]) -> int:
         """A clip's length before it exists (its real length once it does), from its words and rate."""
@@ -304,6 +329,7 @@ class Supply(Clips):
         self.on_clip(self._made, len(self._keys))
         if self.complete and hasattr(self._results, "close"):
             self._results.close()  # every phrase is spoken: the workers go now, not when the track is done
+            self._cache_in_background()
 
     def _accept(self, key: tuple[str, int], result: Path | Exception, i: int) -> None:
         req, name = self.wanted[key], self.speaker.name
