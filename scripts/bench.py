@@ -6,7 +6,8 @@ Cold is measured twice: "first ever" (an empty cache, so piper's once-per-voice 
 bed are made too) and "cold speech cache" (every clip missing, the voice prepared). Memory of all
 processes together is the peak of their summed PSS (shared pages split between the processes that
 share them), with their summed RSS beside it. Two lower bounds for a cold build are printed beside it:
-its CPU over the cores, and the tighter one that counts the tail (mixed only once the last clip is placed).
+its CPU over the cores, and the tighter one that counts the tail (mixed only once the last clip is placed,
+then encoded in two halves at once).
 Targets (issue 3): warm <= 1.15x the floor, cold <= 1.3x, peak memory < 200 MB at 60 minutes and
 flat in track length. With the piper voice (issue 10): cold <= 1.8x, warm <= 1.10x, synthesis alone at
 a real-time factor <= 0.05 on 2 cores, and peak memory of all processes together < 600 MB during
@@ -183,9 +184,11 @@ def main() -> None:
         # timings and measures the voice's rate, once per voice file) and the bed is synthesised
         first = timed_build(base, cache)
         warm = timed_build(base, cache)
+        warm_bytes = out.stat().st_size
         # a cold speech cache: every clip missing, the voice already prepared (the usual cold build:
         # a new routine, a changed setting or text)
         cold = timed_build(base, prepared_cache(tmp, "cold-cache", cache))
+        cold_bytes = out.stat().st_size  # its tail went to two encoders, the second without the bit reservoir
         # synthesis alone: `windown script` (speak and place, no render), every clip missing, voice prepared
         synth_cache = prepared_cache(tmp, "synth-cache", cache)
         synth = timed_build([preset, "--seed", "1", *engine], synth_cache, command="script")
@@ -225,13 +228,16 @@ def main() -> None:
           f"build CPU {warm.cpu_s:.1f} s) / {cores}) = {bound:.1f} s, {bound / floor:.2f}x the floor")
     # Tighter: the frames after the last words (the bed's tail) can only be mixed once every clip is
     # placed, since where they start is the sum of all the clips' lengths. So once synthesis ends, the
-    # one-thread encoder still has at least the tail to encode; before that, both cores at best share the
-    # synthesis and the guided part's render and encode (encoding less of it by then only adds time).
+    # tail is still to encode, in two halves at once (export.Split); before that, both cores at best
+    # share the synthesis and the guided part's render and encode.
     spoken = guided / length
-    tail_bound = (synth.cpu_s + warm.cpu_s * spoken) / cores + floor_cpu * (1 - spoken)
-    print(f"  with the {(length - guided) / 60:.1f}-min tail encoded after the last clip: (synthesis CPU + "
-          f"{spoken:.0%} of the warm build CPU) / {cores} + {1 - spoken:.0%} of the encoder's CPU = "
+    tail_bound = (synth.cpu_s + warm.cpu_s * spoken) / cores + floor_cpu * (1 - spoken) / min(2, cores)
+    print(f"  with the {(length - guided) / 60:.1f}-min tail encoded after the last clip, in two halves: (synthesis "
+          f"CPU + {spoken:.0%} of the warm build CPU) / {cores} + {1 - spoken:.0%} of the encoder's CPU / "
+          f"{min(2, cores)} = "
           f"{tail_bound:.1f} s, {tail_bound / floor:.2f}x the floor")
+    print(f"  MP3 size: warm build {warm_bytes / 1e6:.1f} MB, cold build {cold_bytes / 1e6:.1f} MB "
+          f"({cold_bytes / warm_bytes - 1:+.1%}: the part after the join is encoded without the bit reservoir)")
     print(f"  peak memory of all processes, cold build: {cold.tree_pss_mb:.0f} MB PSS "
           f"({cold.tree_rss_mb:.0f} MB summed RSS)   target < 600 MB; first ever: {first.tree_pss_mb:.0f} MB PSS "
           f"({first.tree_rss_mb:.0f} MB RSS)")
