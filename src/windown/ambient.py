@@ -186,6 +186,7 @@ def _built_in_loop(name: str, sample_rate: int) -> np.ndarray:
         pass  # missing or corrupt: make it again
     rng = np.random.default_rng(zlib.crc32(name.encode()))  # a fixed seed per bed, stable across runs
     loop = _normalised(_SYNTHS[name](rng, loop_frames, sample_rate), sample_rate, BED_LUFS)
+    _give_back_freed_memory()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with atomic.replacing(path) as temp, open(temp, "wb") as handle:
@@ -193,6 +194,16 @@ def _built_in_loop(name: str, sample_rate: int) -> np.ndarray:
     except OSError:
         pass  # an unwritable cache only costs time
     return loop
+
+
+def _give_back_freed_memory() -> None:
+    """Hand the synthesis's freed temporaries back to the system. glibc keeps them in its heap otherwise:
+    28 MB measured after brown noise, held by the build process for the rest of a first build, while
+    piper's workers run beside it (all processes must stay under 600 MB). A no-op without glibc."""
+    with contextlib.suppress(OSError, AttributeError):
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def _brown_noise(rng: np.random.Generator, frames: int, sample_rate: int) -> np.ndarray:
