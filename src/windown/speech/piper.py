@@ -131,17 +131,13 @@ class PiperEngine:
 
     def _run(self, phrases: list[tuple[str, int]], voice: str, out_dir: Path, order):
         found = find_voice(voice)
-        model = prepared_model(found)
         workers = min(default_workers(), len(phrases)) or 1
-        context = multiprocessing.get_context("spawn")
-        pool = concurrent.futures.ProcessPoolExecutor(workers, mp_context=context, initializer=piper_worker.init,
-                                                      initargs=(str(model), str(found.config)))
+        scale_for = rate_map(found)
+        pool = _pool(found, workers)
         try:
-            # the pool starts a worker per submit while none is idle: start them all now, so every
-            # worker loads the voice while the first measures its rate (once per voice)
+            # the pool starts a worker per submit while none is idle: start them all now
             for _ in range(workers):
                 pool.submit(piper_worker.ready)
-            scale_for = rate_map(found, pool)
             futures = {}
             for i in order:
                 text, rate_wpm = phrases[i]
@@ -353,11 +349,18 @@ def prepared_model(found: VoiceFile) -> Path:
     return out
 
 
-def rate_map(found: VoiceFile, pool: concurrent.futures.Executor):
+def _pool(found: VoiceFile, workers: int) -> concurrent.futures.ProcessPoolExecutor:
+    """Piper workers, spawned (ONNX Runtime keeps threads), each loading the prepared voice once."""
+    return concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                                  initializer=piper_worker.init,
+                                                  initargs=(str(prepared_model(found)), str(found.config)))
+
+
+def rate_map(found: VoiceFile):
     """A function from words per minute to length_scale for this voice, from its measured rate:
     the straight line through the speech times measured at the two CALIBRATION_SCALES."""
     words = len(CALIBRATION_TEXT.split())
-    (scale_a, seconds_a), (scale_b, seconds_b) = calibration(found, pool)
+    (scale_a, seconds_a), (scale_b, seconds_b) = calibration(found)
     per_scale_s = max(0.1, (seconds_b - seconds_a) / (scale_b - scale_a))
     fixed_s = seconds_a - per_scale_s * scale_a
     low, high = LENGTH_SCALE_RANGE
@@ -369,9 +372,13 @@ def rate_map(found: VoiceFile, pool: concurrent.futures.Executor):
     return scale_for
 
 
-def calibration(found: VoiceFile, pool: concurrent.futures.Executor) -> list[tuple[float, float]]:
+def calibration(found: VoiceFile) -> list[tuple[float, float]]:
     """(length_scale, seconds of speech) for CALIBRATION_TEXT at each CALIBRATION_SCALE: measured
-    once per voice and settings (sentence by sentence over the pool's workers), then cached."""
+    once per voice and settings (sentence by sentence over a pool of its own), then cached.
+
+    Its own pool, gone before the build's workers start: the reading's long sentences grow a worker's
+    memory arena, which the workers of a first build would otherwise carry beside the renderer (it
+    measured 30 MB more for the two, with every process together near the 600 MB target)."""
     key = hashlib.sha256(json.dumps([file_digest(found.model), NOISE_SCALE, NOISE_W_SCALE, CALIBRATION_TEXT,
                                      CALIBRATION_SCALES, CALIBRATION_VERSION, piper_worker.LEAD_MS,
                                      piper_worker.RELEASE_MS]).encode()).hexdigest()[:24]
@@ -383,17 +390,18 @@ def calibration(found: VoiceFile, pool: concurrent.futures.Executor) -> list[tup
     # one job per sentence and scale, longest first, so both workers share the reading evenly
     jobs = [(scale, sentence) for scale in CALIBRATION_SCALES for sentence in piper_worker.sentences(CALIBRATION_TEXT)]
     jobs.sort(key=lambda job: -job[0] * len(job[1]))
-    futures = [(scale, pool.submit(piper_worker.measure_speech_s, sentence, scale, NOISE_SCALE, NOISE_W_SCALE))
-               for scale, sentence in jobs]
     seconds = dict.fromkeys(CALIBRATION_SCALES, 0.0)
-    for scale, future in futures:
-        answer = future.result()
-        if answer.get("load_error"):
-            raise load_error(found, answer["load_error"])
-        if not answer["ok"]:
-            raise UserError(f"Piper could not measure this voice's rate ({answer['error']})",
-                            "Try another voice with --voice", path=found.model)
-        seconds[scale] += float(answer["speech_s"])
+    with _pool(found, min(default_workers(), len(jobs))) as pool:
+        futures = [(scale, pool.submit(piper_worker.measure_speech_s, sentence, scale, NOISE_SCALE, NOISE_W_SCALE))
+                   for scale, sentence in jobs]
+        for scale, future in futures:
+            answer = future.result()
+            if answer.get("load_error"):
+                raise load_error(found, answer["load_error"])
+            if not answer["ok"]:
+                raise UserError(f"Piper could not measure this voice's rate ({answer['error']})",
+                                "Try another voice with --voice", path=found.model)
+            seconds[scale] += float(answer["speech_s"])
     measured = [(scale, seconds[scale]) for scale in CALIBRATION_SCALES]
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic.write_bytes(path, json.dumps({"speech_s": measured, "voice": found.name,
