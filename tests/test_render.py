@@ -98,6 +98,19 @@ def test_the_limiter_keeps_peaks_under_the_ceiling_without_clipping():
     assert np.sum(np.isclose(np.abs(segment), np.abs(segment).max(), atol=1e-7)) < 10
 
 
+def test_any_part_of_the_track_renders_as_the_same_frames_of_the_whole():
+    rng = np.random.default_rng(4)
+    clip = (rng.normal(0, 0.05, SR)).astype(np.float32)
+    events = [Event(i * 9 * SR + 123, SR, "speech", "x", 140) for i in range(4)]
+    r = make(events, {("x", 140): clip}, end=40 * SR, bed=constant_bed(0.02))
+    out = whole(r)
+    start, stop = render.BLOCK_FRAMES - 5_000, 3 * render.BLOCK_FRAMES + 77
+    part = np.concatenate(list(r.blocks(start_frame=start, stop_frame=stop, releases=False)))
+    assert np.array_equal(part, out[start:stop])
+    tail = np.concatenate(list(r.blocks(start_frame=stop)))  # to the end, its last second silent
+    assert np.array_equal(tail, out[stop:]) and not tail[-SR:].any()
+
+
 def test_blocks_have_a_fixed_size_so_memory_does_not_grow_with_length():
     r = make([], {}, end=60 * 60 * SR, bed=constant_bed())
     sizes = set()

@@ -107,7 +107,7 @@ class Split:
     blocks: Callable[[int, int], Iterator[np.ndarray]]
 
 
-SPLIT_MIN_S = 60  # shorter rests stay with one encoder: a second ffmpeg and the join cost about 0.2 s
+SPLIT_MIN_S = 60  # shorter rests stay with one encoder: the join costs a few tenths of a second
 
 
 def encode_mp3(blocks: Iterable[np.ndarray], target: Path, *, sample_rate: int, tags: dict[str, str],
@@ -131,10 +131,10 @@ def encode_mp3(blocks: Iterable[np.ndarray], target: Path, *, sample_rate: int, 
     try:
         with atomic.replacing(target) as temp, _scratch_file(target, ".mp3") as frames, \
                 _scratch_file(target, ".second.mp3") as second, _scratch_file(target, ".joined.mp3") as joined:
-            command = [ffmpeg, "-hide_banner", "-loglevel", "error", "-y",
-                       "-f", "f32le", "-ar", str(sample_rate), "-ac", "2", "-i", "pipe:0",
-                       "-c:a", "libmp3lame", *quality_args, "-id3v2_version", "0", "-f", "mp3"]
-            first = _Encoder([*command, str(frames)], target)
+            pcm_in = [ffmpeg, "-hide_banner", "-loglevel", "error", "-y",
+                      "-f", "f32le", "-ar", str(sample_rate), "-ac", "2", "-i", "pipe:0"]
+            mp3_out = ["-c:a", "libmp3lame", *quality_args, "-id3v2_version", "0", "-f", "mp3"]
+            first = _Encoder([*pcm_in, *mp3_out, str(frames)], target)
             try:
                 position = 0
                 blocks = iter(blocks)
@@ -147,7 +147,7 @@ def encode_mp3(blocks: Iterable[np.ndarray], target: Path, *, sample_rate: int, 
                         on_progress(position)
                     if split is not None and (plan := _split_plan(split, position, sample_rate)):
                         _encode_halves(first, blocks, position, plan, split, meter, on_progress,
-                                       _Encoder([*command[:-2], "-reservoir", "0", *command[-2:], str(second)], target))
+                                       _Encoder([*pcm_in, *mp3_out, "-reservoir", "0", str(second)], target))
                         mp3join.join(frames, second, *plan, joined, ffmpeg)
                         frames = joined
                         break

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Iterable, Iterator
 
 import numpy as np
 
@@ -155,12 +154,6 @@ class Meter:
         else:
             self.pending = np.concatenate([self.pending, later.pending[:, held:]], axis=1)
         self.peak = max(self.peak, later.peak)
-
-    def metered(self, blocks: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
-        """`blocks` passed on unchanged, each measured on its way (to the encoder)."""
-        for block in blocks:
-            self.add(block)
-            yield block
 
     def integrated_lufs(self) -> float:
         """Gated integrated loudness; -inf for silence or anything shorter than one 400 ms block."""

@@ -146,7 +146,7 @@ def build(source: str | routine.Routine, out: str | os.PathLike | None = None, *
     go to two encoders at once (export.Split); batch jobs, which already keep every core busy, turn it
     off. A warm build knows its length from the start and keeps one encoder: it runs at the encoder's
     own pace already, and the half after a join is encoded without LAME's bit reservoir, about 12%
-    more bytes for it (measured on bedtime-lower-back)
+    more bytes for it (measured on bedtime-lower-back).
     The caller records the night in the journal (`journal.session_of(result)`), where the track lands.
     `out` is a file (`.mp3` added when it has no extension) or a folder for `<name>.mp3` (export.output_file).
     """

@@ -227,8 +227,8 @@ class Renderer:
             gain = self.chime_gain * 10 ** (e.gain_db / 20)
             out[s - a:s - a + len(piece)] += piece * np.float32(gain)
 
-    def blocks(self, on_progress: Callable[[int, int], None] | None = None, *, start_frame: int = 0,
-               stop_frame: int | None = None, releases: bool = True) -> Iterator[np.ndarray]:
+    def blocks(self, *, start_frame: int = 0, stop_frame: int | None = None,
+               releases: bool = True) -> Iterator[np.ndarray]:
         """The finished track, block by block: mixed, master gain, limited, final second silent.
 
         With a placer, each block first places the timeline as far as it can reach (waiting for the
@@ -256,8 +256,6 @@ class Renderer:
                 silent_from = self.total_frames - self.sample_rate
                 if b > silent_from:
                     block[max(0, silent_from - a):] = 0.0
-            if on_progress:
-                on_progress(b, self.progress_total(b))
             yield block
             if releases:
                 self.release_finished(b - self.halo)
