@@ -148,7 +148,7 @@ def encode_mp3(blocks: Iterable[np.ndarray], target: Path, *, sample_rate: int, 
                     if split is not None and (plan := _split_plan(split, position, sample_rate)):
                         _encode_halves(first, blocks, position, plan, split, meter, on_progress,
                                        _Encoder([*pcm_in, *mp3_out, "-reservoir", "0", str(second)], target))
-                        mp3join.join(frames, second, *plan, joined, ffmpeg)
+                        _join(frames, second, plan, joined, ffmpeg, target)
                         frames = joined
                         break
                 else:
@@ -167,6 +167,14 @@ def encode_mp3(blocks: Iterable[np.ndarray], target: Path, *, sample_rate: int, 
         if error.errno == errno.ENOSPC:
             raise _disk_full(target) from error
         raise
+
+
+def _join(first: Path, second: Path, plan: tuple[int, int], out: Path, ffmpeg: str, target: Path) -> None:
+    """mp3join.join, its failure said as an encoder's is."""
+    try:
+        mp3join.join(first, second, *plan, out, ffmpeg)
+    except mp3join.JoinError as error:
+        raise _encoder_failure([str(error)], target, None) from None
 
 
 def _split_plan(split: Split, position: int, sample_rate: int) -> tuple[int, int] | None:

@@ -106,15 +106,24 @@ def join(first: Path, second: Path, join_frame: int, second_start_frame: int, ou
             for offset, length in a_frames[1:1 + keep_a]:
                 joined.write(a[offset:offset + length])
             for offset, length in b_frames[1 + skip_b:]:
-                if b[offset + 4] or b[offset + 5] & 0x80:  # main_data_begin: the frame borrows bits
+                if main_data_begin(b, offset):
                     raise JoinError("the second encode used the bit reservoir")
                 joined.write(b[offset:offset + length])
-        subprocess.run([ffmpeg, "-hide_banner", "-loglevel", "error", "-y", "-f", "mp3", "-i", str(raw),
-                        "-c:a", "copy", "-id3v2_version", "0", "-write_xing", "1", "-f", "mp3", str(out)],
-                       check=True, stdin=subprocess.DEVNULL, capture_output=True)
+        remux = subprocess.run([ffmpeg, "-hide_banner", "-loglevel", "error", "-y", "-f", "mp3", "-i", str(raw),
+                                "-c:a", "copy", "-id3v2_version", "0", "-write_xing", "1", "-f", "mp3", str(out)],
+                               stdin=subprocess.DEVNULL, capture_output=True, text=True)
+        if remux.returncode != 0:
+            lines = remux.stderr.strip().splitlines()
+            raise JoinError(lines[-1] if lines else f"ffmpeg exit status {remux.returncode}")
     finally:
         raw.unlink(missing_ok=True)
     set_delay_padding(out, delay, padding)
+
+
+def main_data_begin(data: bytes, at: int) -> int:
+    """How many bytes before the frame at `at` its audio data starts (the bit reservoir's borrowing)."""
+    side_info = at + 4 + (0 if data[at + 1] & 1 else 2)  # a 16-bit CRC follows the header when protected
+    return (data[side_info] << 1) | (data[side_info + 1] >> 7)
 
 
 def _span(frame: tuple[int, int]) -> tuple[int, int]:
