@@ -194,49 +194,59 @@ def _encode_halves(first: "_Encoder", rest: Iterator[np.ndarray], position: int,
     join to the end, a block to whichever has room. The meter hears each frame once: the first pass's
     up to the join, the second's from it (its frames before the join prime the meter's filter)."""
     join, second_start = plan
-    first_blocks: Iterator[np.ndarray] | None = _cut(rest, position, join + mp3join.POSTROLL_FRAMES
-                                                      * mp3join.SAMPLES_PER_FRAME)
-    second_blocks: Iterator[np.ndarray] | None = split.blocks(second_start, split.total_frames())
-    first_at, second_at = position, second_start
-    later = None
+    later: list[loudness.Meter] = []  # the second half's meter, made from its first block
+
+    def measure_first(block: np.ndarray, at: int) -> None:
+        if meter is not None:
+            meter.add(block[:max(0, join - at)])
+
+    def measure_second(block: np.ndarray, at: int) -> None:
+        if meter is not None:
+            lead = max(0, join - at)
+            if not later:
+                later.append(meter.after(join, block[:lead]))
+            later[0].add(block[lead:])
+
+    halves = [_Half(first, _cut(rest, position, join + mp3join.POSTROLL_FRAMES * mp3join.SAMPLES_PER_FRAME),
+                    position, measure_first),
+              _Half(second, split.blocks(second_start, split.total_frames()), second_start, measure_second)]
     try:
-        while first_blocks is not None or second_blocks is not None:
-            fed = False
-            if first_blocks is not None and first.has_room():
-                block = next(first_blocks, None)
-                if block is None:
-                    first.end()
-                    first_blocks = None
-                else:
-                    first.put(block)
-                    if meter is not None:
-                        meter.add(block[:max(0, join - first_at)])
-                    first_at += len(block)
-                    fed = True
-            if second_blocks is not None and second.has_room():
-                block = next(second_blocks, None)
-                if block is None:
-                    second.end()
-                    second_blocks = None
-                else:
-                    second.put(block)
-                    if meter is not None:
-                        lead = max(0, join - second_at)
-                        if later is None:
-                            later = meter.after(join, block[:lead])
-                        later.add(block[lead:])
-                    second_at += len(block)
-                    fed = True
+        while any(half.blocks is not None for half in halves):
+            fed = [half.feed() for half in halves]
             if on_progress:
-                on_progress(min(first_at, join) + max(0, second_at - join))
-            if not fed:
+                on_progress(min(halves[0].at, join) + max(0, halves[1].at - join))
+            if not any(fed):
                 time.sleep(0.005)  # both encoders' queues are full
         first.wait()
         second.wait()
-        if later is not None:
-            meter.absorb(later)
+        if later:
+            meter.absorb(later[0])
     finally:
         second.close()
+
+
+@dataclass
+class _Half:
+    """One encoder of a split encode, the blocks it still gets, and the track frame it has reached."""
+
+    encoder: "_Encoder"
+    blocks: Iterator[np.ndarray] | None
+    at: int
+    measure: Callable[[np.ndarray, int], None]  # meters the part of a block (starting at frame `at`) it owns
+
+    def feed(self) -> bool:
+        """Give the encoder one block if it has room for one; whether it got one."""
+        if self.blocks is None or not self.encoder.has_room():
+            return False
+        block = next(self.blocks, None)
+        if block is None:
+            self.encoder.end()
+            self.blocks = None
+            return False
+        self.encoder.put(block)
+        self.measure(block, self.at)
+        self.at += len(block)
+        return True
 
 
 def _cut(blocks: Iterator[np.ndarray], position: int, stop: int) -> Iterator[np.ndarray]:
