@@ -12,6 +12,7 @@ import pytest
 from conftest import decode, run_cli, write
 from windown import speech
 from windown.errors import BuildError, UserError
+from windown import mp3join
 from windown.speech import piper, piper_worker
 
 SR = speech.SAMPLE_RATE
@@ -371,7 +372,7 @@ def test_the_prepared_voice_runs_its_decoder_in_2d_and_says_exactly_what_the_voi
 
 # -- a cold build renders while its clips are still being spoken (speed, issue 10) ------------------------
 
-STREAMED = "title: Streamed\nbedtime: false\ntail: 10s\nsteps:\n" + "".join(
+STREAMED = "title: Streamed\nbedtime: false\ntail: 75s\nsteps:\n" + "".join(  # a tail long enough to split
     f"  - say: {text}\n" for text in [
         "Lie down and let the floor take your weight.",
         "Breathe in slowly through your nose.",
@@ -397,9 +398,15 @@ def streamed(engine, tmp_path_factory):
     r = routine.load(str(write(folder / "streamed.yaml", STREAMED)))
     clips_cache = folder / "clips-cache"  # cold clips; the voice's model and rate measurement are shared
     events: list[tuple[str, int, int]] = []
-    cold = pipeline.build(r, folder / "cold.mp3", cache_dir=clips_cache,
-                          on_progress=lambda stage, done, total: events.append((stage, done, total)))
-    warm = pipeline.build(r, folder / "warm.mp3", cache_dir=clips_cache)
+    joins = []  # the encodes split in two halves (export.Split), each still joined for real
+    real_join = mp3join.join
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(mp3join, "join", lambda *args: (joins.append(args[0]), real_join(*args)))
+        cold = pipeline.build(r, folder / "cold.mp3", cache_dir=clips_cache,
+                              on_progress=lambda stage, done, total: events.append((stage, done, total)))
+        cold_joins = len(joins)
+        warm = pipeline.build(r, folder / "warm.mp3", cache_dir=clips_cache)
+    assert cold_joins == 1 and len(joins) == 1  # the cold build's tail went to two encoders, the warm one's not
     return folder, cold, warm, events
 
 
