@@ -345,6 +345,22 @@ def test_the_voice_is_prepared_once_with_its_weights_in_a_shared_file(spoken):
     assert not [p for p in models.iterdir() if p.suffix == ".part" or p.is_dir()]  # nothing half-written
 
 
+@pytest.mark.slow
+def test_preparing_a_voice_again_removes_what_an_older_windown_prepared(tmp_path, monkeypatch):
+    monkeypatch.setenv("WINDOWN_CACHE_DIR", str(tmp_path))
+    found = piper.find_voice(piper.DEFAULT_VOICE)
+    models = piper.prepared_path(found.model).parent
+    models.mkdir(parents=True)
+    digest = piper.prepared_path(found.model).name.rsplit("-", 1)[0]
+    stale = [models / f"{digest}-ext.onnx", models / f"{digest}-ext.onnx.data", models / f"{digest}-v2.onnx"]
+    other_voice = models / f"{'0' * len(digest)}-ext.onnx"
+    for path in [*stale, other_voice]:
+        path.write_bytes(b"an older copy")
+    prepared = piper.prepared_model(found)
+    assert sorted(p.name for p in models.iterdir()) == sorted([prepared.name, prepared.name + ".data",
+                                                               other_voice.name])
+
+
 def test_the_prepared_voice_runs_its_decoder_in_2d_and_says_exactly_what_the_voice_file_says(spoken):
     import onnx
     from piper import PiperVoice, SynthesisConfig

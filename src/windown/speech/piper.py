@@ -346,6 +346,9 @@ def prepared_model(found: VoiceFile) -> Path:
         answer = pool.submit(piper_worker.prepare_voice, str(found.model), str(out)).result()
     if not answer["ok"]:
         raise load_error(found, answer["load_error"])
+    for stale in out.parent.glob(f"{out.name.rsplit('-', 1)[0]}-*"):  # this voice prepared by an older windown
+        if not stale.name.startswith(out.name):
+            stale.unlink(missing_ok=True)
     return out
 
 
