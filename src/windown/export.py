@@ -130,7 +130,7 @@ def encode_mp3(blocks: Iterable[np.ndarray], target: Path, *, sample_rate: int, 
         split = None  # the join decodes exactly as one encode only for VBR stereo (see mp3join)
     try:
         with atomic.replacing(target) as temp, _scratch_file(target, ".mp3") as frames, \
-                _scratch_file(target, ".second.mp3") as second, _scratch_file(target, ".joined.mp3") as joined:
+                contextlib.ExitStack() as split_files:  # made only when the encode is split
             pcm_in = [ffmpeg, "-hide_banner", "-loglevel", "error", "-y",
                       "-f", "f32le", "-ar", str(sample_rate), "-ac", "2", "-i", "pipe:0"]
             mp3_out = ["-c:a", "libmp3lame", *quality_args, "-id3v2_version", "0", "-f", "mp3"]
@@ -146,6 +146,8 @@ def encode_mp3(blocks: Iterable[np.ndarray], target: Path, *, sample_rate: int, 
                     if on_progress:
                         on_progress(position)
                     if split is not None and (plan := _split_plan(split, position, sample_rate)):
+                        second = split_files.enter_context(_scratch_file(target, ".second.mp3"))
+                        joined = split_files.enter_context(_scratch_file(target, ".joined.mp3"))
                         _encode_halves(first, blocks, position, plan, split, meter, on_progress,
                                        _Encoder([*pcm_in, *mp3_out, "-reservoir", "0", str(second)], target))
                         _join(frames, second, plan, joined, ffmpeg, target)

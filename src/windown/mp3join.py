@@ -93,9 +93,8 @@ def join(first: Path, second: Path, join_frame: int, second_start_frame: int, ou
         raise JoinError("the join and the second encode's start must fall on frame boundaries")
     a, b = first.read_bytes(), second.read_bytes()
     a_frames, b_frames = frames(a), frames(b)
-    a_info, b_info = a[slice(*_span(a_frames[0]))], b[slice(*_span(b_frames[0]))]
-    delay, _ = delay_padding(a_info)
-    _, padding = delay_padding(b_info)
+    delay, _ = delay_padding(a[:a_frames[0][1]])  # each encode's first frame is its Xing/LAME frame
+    _, padding = delay_padding(b[:b_frames[0][1]])
     keep_a = join_frame // SAMPLES_PER_FRAME
     skip_b = (join_frame - second_start_frame) // SAMPLES_PER_FRAME
     if len(a_frames) - 1 < keep_a or len(b_frames) - 1 <= skip_b:
@@ -124,10 +123,6 @@ def main_data_begin(data: bytes, at: int) -> int:
     """How many bytes before the frame at `at` its audio data starts (the bit reservoir's borrowing)."""
     side_info = at + 4 + (0 if data[at + 1] & 1 else 2)  # a 16-bit CRC follows the header when protected
     return (data[side_info] << 1) | (data[side_info + 1] >> 7)
-
-
-def _span(frame: tuple[int, int]) -> tuple[int, int]:
-    return frame[0], frame[0] + frame[1]
 
 
 def set_delay_padding(path: Path, delay: int, padding: int) -> None:
